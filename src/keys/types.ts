@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import type { JWK } from 'jose';
+import type { CryptoKey, JWK } from 'jose';
 
 /**
  * The signature algorithms the kit signs and verifies with. Each key is pinned
