@@ -1,0 +1,1 @@
+../../migrations/20250101000000_rls_kit_supabase_compat.sql

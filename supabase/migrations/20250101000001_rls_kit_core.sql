@@ -1,0 +1,1 @@
+../../migrations/20250101000001_rls_kit_core.sql

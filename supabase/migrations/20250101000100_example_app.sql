@@ -1,0 +1,195 @@
+-- supabase-rls-kit example app: multi-tenant documents
+--
+-- What: the example application the kit's tests, demos and benchmarks run
+-- against: organizations, memberships and documents in schema public, guarded
+-- by row level security driven only by the claims of the caller's token:
+--   sub        the user (auth.uid())
+--   role       'authenticated' (the Postgres role the request runs as)
+--   org_id     the user's active organization (uuid)
+--   user_role  the user's role there: owner | admin | member | viewer
+--
+-- Rules:
+--   * members of the token's organization (any user_role) read its
+--     organization row, its memberships and its documents;
+--   * owner, admin and member insert documents into that organization, as
+--     themselves (owner_id = sub); viewers cannot insert;
+--   * a document's owner updates or deletes it, and so does an owner or admin
+--     of the organization; the updated row must still pass the same rule, so
+--     an update never moves a document to another organization, and a member
+--     cannot hand their document to someone else;
+--   * nothing of another organization is visible or writable; anon gets
+--     nothing at all.
+--
+-- Claim handling:
+--   * every claim is read through `(select auth.jwt())` / `(select auth.uid())`
+--     so Postgres evaluates it once per statement (an InitPlan), not per row;
+--   * a token without org_id (or user_role) gets no rows and may write nothing:
+--     the comparison with NULL is never true;
+--   * a token whose org_id (or sub) is not a valid uuid makes statements on
+--     these tables fail with 22P02 (invalid_text_representation). That is a
+--     deliberate fail-closed choice: such a token cannot come from the kit's
+--     verifier (its claim schema requires a uuid), so it signals a broken or
+--     foreign issuer, and an error says so where silently empty results would
+--     hide it. No data is ever returned for it.
+--
+-- Applied once by the Supabase CLI (or `rls-kit migrate`); unlike the kit's
+-- migrations it is not meant to be applied twice.
+
+-- ---------------------------------------------------------------------------
+-- Tables
+-- ---------------------------------------------------------------------------
+create table public.organizations (
+  id uuid primary key default gen_random_uuid(),
+  name text
+);
+
+comment on table public.organizations is
+  'Example app: a tenant. Members see only the organization named by their token''s org_id claim.';
+comment on column public.organizations.id is 'Organization id: the org_id claim of its members'' tokens.';
+comment on column public.organizations.name is 'Display name.';
+
+create table public.memberships (
+  org_id uuid not null references public.organizations (id) on delete cascade,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  role text not null check (role in ('owner', 'admin', 'member', 'viewer')),
+  primary key (org_id, user_id)
+);
+
+comment on table public.memberships is
+  'Example app: who belongs to which organization, with which role. The token''s org_id and user_role claims are minted from a row of this table.';
+comment on column public.memberships.org_id is 'The organization.';
+comment on column public.memberships.user_id is 'The member (auth.users.id, the sub claim).';
+comment on column public.memberships.role is 'The member''s role in the organization, carried as the user_role claim: owner, admin, member or viewer.';
+
+create table public.documents (
+  id uuid primary key default gen_random_uuid(),
+  org_id uuid not null references public.organizations (id) on delete cascade,
+  owner_id uuid not null,
+  title text not null,
+  body text not null default '',
+  created_at timestamptz not null default now()
+);
+
+comment on table public.documents is
+  'Example app: documents of an organization. Read by its members; written by its non-viewers as themselves; updated or deleted by the owner or by an owner/admin of the organization.';
+comment on column public.documents.org_id is 'The organization the document belongs to; compared with the org_id claim.';
+comment on column public.documents.owner_id is 'The user who owns the document (the sub claim of its author).';
+comment on column public.documents.created_at is 'Creation time; pages list the newest first.';
+
+-- ---------------------------------------------------------------------------
+-- Indexes on every column a policy or foreign key filters by
+-- ---------------------------------------------------------------------------
+-- memberships(org_id) is served by the primary key (org_id, user_id).
+create index documents_org_id_created_at_idx on public.documents (org_id, created_at desc);
+create index documents_owner_id_idx on public.documents (owner_id);
+create index memberships_user_id_idx on public.memberships (user_id);
+
+comment on index public.documents_org_id_created_at_idx is
+  'Serves the tenant filter of every documents policy and the page of newest documents of an organization; also covers the org_id foreign key.';
+comment on index public.documents_owner_id_idx is
+  'Serves the owner check of the documents update/delete policies and "my documents" lookups.';
+comment on index public.memberships_user_id_idx is
+  'Finds a user''s memberships (minting claims, deleting a user) and covers the user_id foreign key.';
+
+-- ---------------------------------------------------------------------------
+-- Privileges: authenticated gets exactly what the policies may allow; anon
+-- nothing. (On Supabase, default privileges would hand every new public table
+-- to anon and authenticated in full: take that back explicitly.)
+-- ---------------------------------------------------------------------------
+revoke all on table public.organizations, public.memberships, public.documents
+  from public, anon, authenticated, service_role;
+
+grant select on table public.organizations, public.memberships to authenticated;
+grant select, insert, update, delete on table public.documents to authenticated;
+
+-- service_role bypasses RLS: it is the trusted server's role, as on Supabase.
+grant select, insert, update, delete on table public.organizations, public.memberships, public.documents
+  to service_role;
+
+-- ---------------------------------------------------------------------------
+-- Row level security (FORCE: the table owner is held to it too, unless it
+-- bypasses RLS as a superuser or BYPASSRLS role does)
+-- ---------------------------------------------------------------------------
+alter table public.organizations enable row level security;
+alter table public.organizations force row level security;
+alter table public.memberships enable row level security;
+alter table public.memberships force row level security;
+alter table public.documents enable row level security;
+alter table public.documents force row level security;
+
+create policy organizations_select_own_org on public.organizations
+  for select to authenticated
+  using (id = ((select auth.jwt()) ->> 'org_id')::uuid);
+
+comment on policy organizations_select_own_org on public.organizations is
+  'Members see the organization of their token''s org_id claim, and no other.';
+
+create policy memberships_select_own_org on public.memberships
+  for select to authenticated
+  using (org_id = ((select auth.jwt()) ->> 'org_id')::uuid);
+
+comment on policy memberships_select_own_org on public.memberships is
+  'Members see the memberships of their token''s organization (org_id claim), and no other.';
+
+create policy documents_select_own_org on public.documents
+  for select to authenticated
+  using (org_id = ((select auth.jwt()) ->> 'org_id')::uuid);
+
+comment on policy documents_select_own_org on public.documents is
+  'Members of any user_role read the documents of their token''s organization (org_id claim).';
+
+create policy documents_insert_non_viewers on public.documents
+  for insert to authenticated
+  with check (
+    org_id = ((select auth.jwt()) ->> 'org_id')::uuid
+    and owner_id = (select auth.uid())
+    and ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin', 'member')
+  );
+
+comment on policy documents_insert_non_viewers on public.documents is
+  'Owners, admins and members (not viewers) insert documents into their token''s organization, owned by themselves (owner_id = sub).';
+
+-- The owner/admin test below is the RBAC rule "user_role holds documents.update
+-- / documents.delete"; a later kit migration may express it as
+-- (select rls_kit.authorize('documents.update')) with the same outcome.
+create policy documents_update_owner_or_admin on public.documents
+  for update to authenticated
+  using (
+    org_id = ((select auth.jwt()) ->> 'org_id')::uuid
+    and (
+      owner_id = (select auth.uid())
+      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+    )
+  )
+  with check (
+    org_id = ((select auth.jwt()) ->> 'org_id')::uuid
+    and (
+      owner_id = (select auth.uid())
+      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+    )
+  );
+
+comment on policy documents_update_owner_or_admin on public.documents is
+  'A document''s owner, or an owner/admin of its organization, updates it; the new row must stay in the token''s organization and pass the same rule (a member cannot hand their document to someone else).';
+
+create policy documents_delete_owner_or_admin on public.documents
+  for delete to authenticated
+  using (
+    org_id = ((select auth.jwt()) ->> 'org_id')::uuid
+    and (
+      owner_id = (select auth.uid())
+      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+    )
+  );
+
+comment on policy documents_delete_owner_or_admin on public.documents is
+  'A document''s owner, or an owner/admin of its organization, deletes it.';
+
+-- ---------------------------------------------------------------------------
+-- PLACEHOLDER (revocation issue): revocation guard
+-- ---------------------------------------------------------------------------
+-- Once rls_kit.protect(regclass) exists (see migrations/*_rls_kit_core.sql),
+-- every table above gets the RESTRICTIVE policy rls_kit_token_active here:
+--   select rls_kit.protect('public.organizations');
+--   select rls_kit.protect('public.memberships');
+--   select rls_kit.protect('public.documents');
