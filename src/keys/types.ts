@@ -74,9 +74,11 @@ export interface Keyring {
  * pinned to its algorithm. The verifier looks keys up by `kid` only among
  * these and uses `alg` from here, never from the token.
  *
- * `key` is a `CryptoKey`/`KeyObject` for asymmetric keys (public part only)
- * and the raw secret bytes for HS256 (already checked with
- * `assertStrongSecret`).
+ * `key` is a non-extractable `CryptoKey` (asymmetric keys: public part
+ * only; HS256: an HMAC key, imported once because jose re-imports raw
+ * `Uint8Array` secrets on every call, and already checked with
+ * `assertStrongSecret`). The union admits `KeyObject` and `Uint8Array` so
+ * other sources (a legacy secret, a remote JWKS) can produce the same type.
  *
  * @example
  * ```ts
