@@ -63,13 +63,17 @@ export async function prepareTemplates(adminUrl: string): Promise<Record<Templat
     for (const kind of ['kit', 'example'] as const) {
       const name = templateName(kind);
       names[kind] = name;
-      const { rows } = await admin.query<{ datname: string }>(
-        `select datname from pg_database where datname like $1`,
+      const { rows } = await admin.query<{ datname: string; built: string | null }>(
+        `select datname, shobj_description(oid, 'pg_database') as built
+           from pg_database where datname like $1`,
         [`rls_kit_tpl_${kind}_%`],
       );
-      for (const { datname } of rows) {
-        if (datname !== name)
-          await admin.query(`drop database if exists ${pg.escapeIdentifier(datname)} with (force)`);
+      // Outdated templates go once they are an hour old: a concurrent run on
+      // the same server (another checkout) may still be cloning from them.
+      for (const { datname, built } of rows) {
+        if (datname === name || Date.now() - Number(built ?? 0) < 3_600_000) continue;
+        await admin.query(`alter database ${pg.escapeIdentifier(datname)} with is_template false`);
+        await admin.query(`drop database if exists ${pg.escapeIdentifier(datname)} with (force)`);
       }
       if (rows.some((r) => r.datname === name)) continue;
       const building = `${name}_building`;
@@ -83,6 +87,7 @@ export async function prepareTemplates(adminUrl: string): Promise<Record<Templat
         `alter database ${pg.escapeIdentifier(building)} rename to ${pg.escapeIdentifier(name)}`,
       );
       await admin.query(`alter database ${pg.escapeIdentifier(name)} with is_template true`);
+      await admin.query(`comment on database ${pg.escapeIdentifier(name)} is '${Date.now()}'`);
     }
     return names;
   } finally {
