@@ -1,0 +1,62 @@
+import { PassThrough } from 'node:stream';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CliIO } from '../src/cli/command.js';
+import { runTour } from '../src/cli/tour.js';
+import { serverUrl } from './helpers/db.js';
+
+const database = `rls_kit_t_tour_${process.pid}`;
+
+function memoryIO(): CliIO & { out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c) => (out += c));
+  stderr.on('data', (c) => (err += c));
+  return {
+    stdout,
+    stderr,
+    stdin: new PassThrough(),
+    env: {},
+    isTTY: false,
+    out: () => out,
+    err: () => err,
+  };
+}
+
+afterAll(async () => {
+  const admin = new pg.Client({ connectionString: serverUrl() });
+  await admin.connect();
+  await admin.query(`drop database if exists ${pg.escapeIdentifier(database)} with (force)`);
+  await admin.end();
+});
+
+describe('npm start tour', () => {
+  it('migrates and seeds a fresh database, then shows each persona only its organization', async () => {
+    const io = memoryIO();
+    const views = await runTour(io, { url: serverUrl(), database });
+    // every seeded membership is a persona; all four roles appear
+    expect(views.length).toBeGreaterThanOrEqual(8);
+    expect(new Set(views.map((v) => v.userRole))).toEqual(
+      new Set(['owner', 'admin', 'member', 'viewer']),
+    );
+    for (const v of views) {
+      expect(v.visible, v.email).toBeGreaterThan(0);
+      expect(v.otherOrgVisible, v.email).toBe(0);
+      expect(v.otherOrgWritable, v.email).toBe(0);
+      expect(v.canInsert, v.email).toBe(v.userRole !== 'viewer');
+      expect(v.canDeleteOthers, v.email).toBe(v.userRole === 'owner' || v.userRole === 'admin');
+    }
+    expect(io.out()).toContain('alice@acme.test');
+    expect(io.err()).toContain('No persona sees or can change a row of another organization.');
+    // the tour's probes rolled back: the seed is intact
+    const check = new pg.Client({ connectionString: serverUrl(database) });
+    await check.connect();
+    const { rows } = await check.query<{ n: string }>(
+      "select count(*) as n from public.documents where title = 'tour probe'",
+    );
+    await check.end();
+    expect(Number(rows[0]?.n)).toBe(0);
+  });
+});
