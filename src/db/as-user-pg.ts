@@ -1,0 +1,222 @@
+import pg from 'pg';
+import { RlsKitError } from '../errors.js';
+import {
+  type AsUserOptions,
+  type ClaimsSource,
+  type RequestSettings,
+  resolveRequestSettings,
+  type SettingsStatement,
+  settingsApplied,
+  settingsError,
+  settingsStatement,
+} from './request-settings.js';
+
+/**
+ * Runs `fn` in one transaction on a pooled `pg` connection as the token's
+ * user, so row level security decides what it sees: `role` comes from the
+ * claims (`anon` or `authenticated`, others only through
+ * `options.allowRoles`, never a login or superuser role), `request.jwt.claims`
+ * holds the claims JSON, `request.method` / `.path` / `.headers` describe the
+ * request, and the legacy `request.jwt.claim*` settings are blanked.
+ *
+ * Claims are validated before a connection is taken. BEGIN and the settings
+ * travel together in one round trip; with the COMMIT that makes two per call
+ * besides `fn`'s own queries. Every setting is transaction-local, so the
+ * connection goes back to the pool as it came; when `fn` throws, the
+ * transaction rolls back and the error reaches the caller unchanged, and a
+ * connection that cannot be rolled back is destroyed rather than reused.
+ *
+ * `fn` must not release the client, end the transaction, or change session
+ * state (`SET` without `LOCAL`): the pool shares the connection afterwards.
+ *
+ * @throws RlsKitError `ERR_CLAIMS` for claims that are not a plain JSON object
+ * with a `role` string (or exceed 16 KiB), `ERR_ROLE_NOT_ALLOWED` for a role
+ * outside the allowlist or one that can log in, is a superuser, or bypasses
+ * RLS without being opted in, `ERR_DB_QUERY` when the settings cannot be
+ * applied or the transaction was already aborted at COMMIT.
+ *
+ * @example
+ * ```ts
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * const docs = await asUserPg(pool, claims, async (client) => {
+ *   const { rows } = await client.query('select id, title from documents order by created_at desc limit 50');
+ *   return rows;
+ * });
+ * ```
+ */
+export async function asUserPg<T>(
+  pool: pg.Pool,
+  claims: ClaimsSource,
+  fn: (client: pg.ClientBase) => Promise<T>,
+  options?: AsUserOptions,
+): Promise<T> {
+  const settings = await resolveRequestSettings(claims, options);
+  const client = await pool.connect();
+  // Passed to release(): an error makes the pool destroy the connection.
+  let broken: Error | undefined;
+  // A checked-out client has no pool listener: without one, a connection
+  // dying mid-callback would be an unhandled 'error' event (a process crash).
+  const onError = (err: Error) => {
+    broken ??= err;
+  };
+  client.on('error', onError);
+  try {
+    try {
+      await begin(client, pool, settings);
+    } catch (err) {
+      broken = (await rollback(client)) ?? broken;
+      // A refused role leaves a healthy connection; anything else in this
+      // step (a leaked transaction, a failed settings statement) does not
+      // deserve the benefit of the doubt.
+      if (!(err instanceof RlsKitError && err.code === 'ERR_ROLE_NOT_ALLOWED')) {
+        broken ??= err instanceof Error ? err : new Error(String(err));
+      }
+      throw err;
+    }
+    let value: T;
+    try {
+      value = await fn(client);
+    } catch (err) {
+      broken = (await rollback(client)) ?? broken;
+      throw err;
+    }
+    let command: string;
+    try {
+      command = (await client.query('commit')).command;
+    } catch (err) {
+      // The outcome of a failed COMMIT on this socket is unknowable: don't reuse it.
+      broken = err instanceof Error ? err : new Error(String(err));
+      throw err;
+    }
+    if (command === 'ROLLBACK') {
+      // Postgres answers COMMIT with ROLLBACK when a statement failed earlier
+      // and `fn` swallowed the error: its writes are gone, so say so.
+      throw new RlsKitError(
+        'ERR_DB_QUERY',
+        'the transaction was rolled back at COMMIT because a query in the callback failed: let database errors propagate out of the callback',
+      );
+    }
+    return value;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(broken ?? false);
+  }
+}
+
+/** Opens the transaction and applies the settings, throwing kit errors. */
+async function begin(
+  client: pg.PoolClient,
+  pool: pg.Pool,
+  settings: RequestSettings,
+): Promise<void> {
+  const status = transactionStatus(client);
+  if (status !== undefined && status !== 'I') {
+    // Someone released this connection mid-transaction; joining that
+    // transaction would run our settings (and COMMIT) inside foreign work.
+    throw new RlsKitError(
+      'ERR_DB_QUERY',
+      'a pooled connection was still inside a transaction (some code released it without COMMIT or ROLLBACK); it was discarded: fix that code and retry',
+    );
+  }
+  const statement = settingsStatement(pool, settings);
+  let rowCount: number;
+  try {
+    rowCount = (await beginWithSettings(client, statement)).rowCount ?? 0;
+  } catch (err) {
+    throw settingsError(pool, settings, err);
+  }
+  const after = transactionStatus(client);
+  if (after !== undefined && after !== 'T') {
+    // Without an open transaction block the settings would already be gone
+    // and `fn` would run as the session user: refuse rather than risk it.
+    throw new RlsKitError(
+      'ERR_DB_QUERY',
+      `the request transaction did not open (status ${after}): report this with the pg version in use`,
+    );
+  }
+  await settingsApplied(pool, settings, statement, rowCount, async (sql, parameters) => {
+    return (await client.query(sql, parameters)).rows;
+  });
+}
+
+/**
+ * Sends BEGIN and the settings statement in one write and one Sync, so the
+ * server answers both in a single round trip (the extended protocol allows
+ * several Parse/Bind/Execute before a Sync; BEGIN among them opens a normal
+ * transaction block). node-postgres has no public API for this, so it
+ * prepends BEGIN's messages to a `pg.Query` (the internals pg-cursor relies
+ * on too). Where they are missing (pg-native), it falls back to two round
+ * trips; the status check in {@link begin} guards both paths.
+ */
+async function beginWithSettings(
+  client: pg.PoolClient,
+  statement: SettingsStatement,
+): Promise<pg.QueryResult> {
+  const connection = (client as { connection?: Partial<pg.Connection> }).connection;
+  if (
+    typeof connection?.parse !== 'function' ||
+    typeof connection.bind !== 'function' ||
+    typeof connection.execute !== 'function' ||
+    !QUERY_INTERNALS_OK
+  ) {
+    await client.query('begin');
+    return client.query(statement.sql, statement.parameters);
+  }
+  return new Promise<pg.QueryResult>((resolve, reject) => {
+    const query = new pg.Query(
+      { text: statement.sql, values: statement.parameters },
+      (err: Error | undefined, result: pg.QueryResult) => (err ? reject(err) : resolve(result)),
+    );
+    const internals = query as unknown as QueryInternals;
+    const submit = internals.submit.bind(query);
+    const handleCommandComplete = internals.handleCommandComplete.bind(query);
+    let begun = false;
+    internals.handleCommandComplete = (msg, conn) => {
+      // The first CommandComplete is BEGIN's; the query's result is the settings'.
+      if (!begun) {
+        begun = true;
+        return;
+      }
+      handleCommandComplete(msg, conn);
+    };
+    internals.submit = (conn) => {
+      conn.stream.cork();
+      try {
+        conn.parse({ name: '', text: 'begin', types: [] }, true);
+        conn.bind({}, true);
+        conn.execute({}, true);
+        return submit(conn);
+      } finally {
+        conn.stream.uncork();
+      }
+    };
+    client.query(query);
+  });
+}
+
+/** The parts of `pg.Query` that {@link beginWithSettings} hooks. */
+interface QueryInternals {
+  submit(connection: pg.Connection): Error | null;
+  handleCommandComplete(msg: unknown, connection: pg.Connection): void;
+}
+
+const QUERY_INTERNALS_OK = (() => {
+  const proto = pg.Query.prototype as unknown as Partial<QueryInternals>;
+  return typeof proto.submit === 'function' && typeof proto.handleCommandComplete === 'function';
+})();
+
+function transactionStatus(client: pg.PoolClient): string | undefined {
+  // pg-native and older pg lack getTransactionStatus; null means "not yet known".
+  if (typeof client.getTransactionStatus !== 'function') return undefined;
+  return client.getTransactionStatus() ?? undefined;
+}
+
+/** Rolls back, returning the error when the connection cannot be trusted any more. */
+async function rollback(client: pg.PoolClient): Promise<Error | undefined> {
+  try {
+    await client.query('rollback');
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
