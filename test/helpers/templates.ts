@@ -58,6 +58,9 @@ function withDatabase(url: string, database: string): string {
 export async function prepareTemplates(adminUrl: string): Promise<Record<TemplateName, string>> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
+  // Two test runs on one server (two checkouts, or CI beside a developer)
+  // must not build the same template at once.
+  await admin.query(`select pg_advisory_lock(hashtext('rls_kit_test_templates'))`);
   try {
     const names: Record<TemplateName, string> = { blank: 'template0', kit: '', example: '' };
     for (const kind of ['kit', 'example'] as const) {
