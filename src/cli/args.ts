@@ -3,6 +3,11 @@ import { RlsKitError } from '../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** What {@link parseFlags} returns: typed flag values and the positionals. */
+export type ParsedFlags<O extends Options> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: true }>
+>;
+
 /**
  * `node:util` parseArgs in strict mode, with its errors turned into
  * `ERR_USAGE` (exit 2) that name the bad flag and point at `--help`.
@@ -17,7 +22,7 @@ export function parseFlags<O extends Options>(
   options: O,
   command: string,
   allowPositionals = false,
-) {
+): ParsedFlags<O> {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (err) {
