@@ -221,12 +221,16 @@ export async function splitSqlScript(text: string, label: string): Promise<SqlSc
   });
 
   // Terminators are the `;` tokens outside every statement (a `;` inside a
-  // BEGIN ATOMIC body lies within its statement's range).
-  const terminators = scanSync(text)
-    .tokens.filter(
-      (t) => t.text === ';' && !ranges.some((r) => t.start >= r.start && t.start < r.end),
-    )
-    .map((t) => t.start);
+  // BEGIN ATOMIC body lies within its statement's range). Both lists are in
+  // text order, so one pass suffices even for a seed of thousands of rows.
+  const terminators: number[] = [];
+  let r = 0;
+  for (const t of scanSync(text).tokens) {
+    if (t.text !== ';') continue;
+    while (r < ranges.length && ranges[r]!.end <= t.start) r++;
+    const range = ranges[r];
+    if (!range || t.start < range.start) terminators.push(t.start);
+  }
   const recorded: string[] = [];
   let from = 0;
   for (const at of [...terminators, bytes.length]) {
