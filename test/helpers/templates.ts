@@ -40,6 +40,7 @@ function templateName(kind: Exclude<TemplateName, 'blank'>): string {
     ...dirs.flatMap(sqlFiles),
     ...(seed ? [seed] : []),
     path.join(root, 'src/db/migrate.ts'),
+    path.join(root, 'src/db/migration-files.ts'),
   ];
   for (const file of inputs) {
     hash.update(path.basename(file));
