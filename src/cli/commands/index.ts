@@ -1,7 +1,24 @@
 import type { Command } from '../command.js';
+import { initCommand } from './init.js';
+import { inspectCommand } from './inspect.js';
+import { keysGenerateCommand } from './keys-generate.js';
+import { keysPublicCommand } from './keys-public.js';
+import { keysRotateCommand } from './keys-rotate.js';
+import { migrateCommand } from './migrate.js';
+import { mintCommand } from './mint.js';
+import { startCommand } from './start.js';
 
 /**
  * Every `rls-kit` command. Each lives in its own file under this folder;
  * add new ones here.
  */
-export const commands: readonly Command[] = [];
+export const commands: readonly Command[] = [
+  migrateCommand,
+  initCommand,
+  keysGenerateCommand,
+  keysPublicCommand,
+  keysRotateCommand,
+  mintCommand,
+  inspectCommand,
+  startCommand,
+];
