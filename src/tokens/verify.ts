@@ -167,7 +167,6 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (!COMPACT.test(token)) {
       fail('ERR_TOKEN_MALFORMED', 'the token has characters outside base64url or an empty part');
     }
-    if (dot2 === token.length - 1) fail('ERR_TOKEN_SIGNATURE', 'the token has no signature');
 
     const headerText = decodeSegment(token.slice(0, dot1));
     if (findDuplicateMember(headerText) !== undefined) {
@@ -184,6 +183,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const h = header as Record<string, unknown>;
     const alg = checkHeader(h, allowed, types, typRequired);
     const kid = h.kid as string | undefined;
+    // After the header checks, so an unsigned `alg: none` token is reported as what it is.
+    if (dot2 === token.length - 1) fail('ERR_TOKEN_SIGNATURE', 'the token has no signature');
 
     const payloadText = decodeSegment(token.slice(dot1 + 1, dot2));
     if (findDuplicateMember(payloadText) !== undefined) {

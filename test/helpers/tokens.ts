@@ -5,6 +5,8 @@ import {
   sign as nodeSign,
   randomBytes,
 } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
 import { expect } from 'vitest';
 import { isRlsKitError, type RlsKitErrorCode } from '../../src/errors.js';
@@ -161,5 +163,51 @@ export function fakeClock(start = Date.now()): {
     set(ms) {
       t = ms;
     },
+  };
+}
+
+/** A real HTTP server on 127.0.0.1 with a swappable handler and a request log. */
+export interface TestServer {
+  readonly url: string;
+  /** Paths requested so far, in order. */
+  readonly requests: string[];
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  close(): Promise<void>;
+}
+
+/** Starts a {@link TestServer} on an ephemeral port. */
+export async function startServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<TestServer> {
+  const requests: string[] = [];
+  const state: { handler: TestServer['handler'] } = { handler };
+  const server = createServer((req, res) => {
+    requests.push(req.url ?? '');
+    state.handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    requests,
+    get handler() {
+      return state.handler;
+    },
+    set handler(h) {
+      state.handler = h;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A handler answering `body` as JSON. */
+export function json(body: unknown, status = 200): TestServer['handler'] {
+  return (_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(typeof body === 'string' ? body : JSON.stringify(body));
   };
 }
