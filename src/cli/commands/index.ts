@@ -7,6 +7,7 @@ import { keysRotateCommand } from './keys-rotate.js';
 import { migrateCommand } from './migrate.js';
 import { mintCommand } from './mint.js';
 import { startCommand } from './start.js';
+import { verifyCommand } from './verify.js';
 
 /**
  * Every `rls-kit` command. Each lives in its own file under this folder;
@@ -19,6 +20,7 @@ export const commands: readonly Command[] = [
   keysPublicCommand,
   keysRotateCommand,
   mintCommand,
+  verifyCommand,
   inspectCommand,
   startCommand,
 ];
