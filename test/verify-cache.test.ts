@@ -57,6 +57,23 @@ describe('verification cache', () => {
     await expectCode(v.verify(forged), 'ERR_TOKEN_SIGNATURE');
   });
 
+  it('never serves a token that only shares the signature part with a cached one', async () => {
+    const v = verifier();
+    const token = kitToken(key);
+    await v.verify(token);
+    const [h, , sig] = token.split('.');
+    const payload = Buffer.from(
+      JSON.stringify({
+        ...JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()),
+        role: 'service_role',
+      }),
+    ).toString('base64url');
+    const forged = `${h}.${payload}.${sig}`;
+    expect(v.verifyCached(forged)).toBeUndefined();
+    await expectCode(v.verify(forged), 'ERR_TOKEN_SIGNATURE');
+    expect(v.verifyCached(token)?.role).toBe('authenticated');
+  });
+
   it("expires entries at the token's exp (injected clock)", async () => {
     const clock = fakeClock();
     const v = verifier({ clock: clock.now });
