@@ -1,3 +1,9 @@
+/**
+ * Key handling inside the tokens capability (not re-exported from its
+ * index): describing and checking JWKs, importing them once, and picking
+ * the key for a token. Public entry points are `createVerifier` and
+ * `createSupabaseVerifier`.
+ */
 import { base64url, type CryptoKey, importJWK, type JWK } from 'jose';
 import { RlsKitError, type RlsKitErrorCode } from '../errors.js';
 import { assertStrongSecret } from '../keys/check-secret.js';
@@ -61,6 +67,11 @@ export interface KeyDescriptor {
  * carry a `kid` the secret does not know), is matched only when the set holds
  * exactly one key, so a `kid` is never more than a lookup and never chooses
  * between keys in any other way.
+ *
+ * @example
+ * ```ts
+ * const entry = selectKey(set, header.kid); // undefined: ERR_KEY_UNKNOWN
+ * ```
  */
 export function selectKey(set: KeySet, kid: string | undefined): KeyEntry | undefined {
   if (kid !== undefined) {
@@ -105,6 +116,11 @@ export interface DescribeOptions {
  * importing them. Keys for encryption or for algorithms the kit does not
  * verify are skipped; a remote set that publishes symmetric or private key
  * material, or any set with a kid-less key among several, is refused.
+ *
+ * @example
+ * ```ts
+ * const described = describeKeySet(jwks, { origin: 'local', allowed: new Set(['ES256']), where: 'the JWKS' });
+ * ```
  */
 export function describeKeySet(doc: unknown, options: DescribeOptions): KeyDescriptor[] {
   const code: RlsKitErrorCode =
@@ -385,6 +401,11 @@ function tag(value: unknown): string | undefined {
 /**
  * A fixed key set, imported on first use (imports are async; the verifier
  * is created synchronously so configuration errors surface at once).
+ *
+ * @example
+ * ```ts
+ * const source = staticKeySource([describeSecret(secret)], 'keys');
+ * ```
  */
 export function staticKeySource(
   items: readonly (KeyDescriptor | KeyEntry)[],
@@ -435,6 +456,7 @@ export function unknownKey(kid: string | undefined): RlsKitError {
   );
 }
 
+/** A JSON object (not null, not an array). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

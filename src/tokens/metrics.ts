@@ -1,9 +1,23 @@
 import type { RlsKitErrorCode } from '../errors.js';
 
-/** What one verification ended in: `ok`, or the code of the error it threw. */
+/**
+ * What one verification ended in: `ok`, or the code of the error it threw.
+ *
+ * @example
+ * ```ts
+ * const outcome: VerificationOutcome = 'ERR_TOKEN_EXPIRED';
+ * ```
+ */
 export type VerificationOutcome = 'ok' | RlsKitErrorCode;
 
-/** Counts by outcome; `ok` is always present, error codes once they occurred. */
+/**
+ * Counts by outcome; `ok` is always present, error codes once they occurred.
+ *
+ * @example
+ * ```ts
+ * const counts: OutcomeCounts = { ok: 41, ERR_TOKEN_EXPIRED: 2 };
+ * ```
+ */
 export type OutcomeCounts = { ok: number } & Partial<Record<RlsKitErrorCode, number>>;
 
 /**
@@ -11,6 +25,12 @@ export type OutcomeCounts = { ok: number } & Partial<Record<RlsKitErrorCode, num
  * and also adds to a parent (by default the process-wide
  * {@link verificationOutcomes}), so a metrics endpoint can read the totals
  * without knowing every verifier.
+ *
+ * @example
+ * ```ts
+ * const counter: OutcomeCounter = createOutcomeCounter();
+ * counter.record('ok');
+ * ```
  */
 export interface OutcomeCounter {
   /** Adds one to `outcome` (and to the parent's). */

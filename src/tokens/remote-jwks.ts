@@ -11,7 +11,14 @@ import {
   unknownKey,
 } from './key-source.js';
 
-/** How a verifier keeps a remote JWKS (all durations in milliseconds). */
+/**
+ * How a verifier keeps a remote JWKS (all durations in milliseconds).
+ *
+ * @example
+ * ```ts
+ * const keys: RemoteJwksOptions = { jwksUrl: 'https://api.example.com/.well-known/jwks.json', cacheTtl: 15 * 60_000 };
+ * ```
+ */
 export interface RemoteJwksOptions {
   /** The JWKS URL: `https:`, or `http:` on a loopback host only. */
   jwksUrl: string;
@@ -42,6 +49,11 @@ interface Timings {
  * bounds (a TTL under 5 minutes would hammer the issuer; over 60 minutes
  * delays key rotation and revocation of a compromised key). Tests shorten
  * time with the verifier's injected clock, not by lowering these floors.
+ *
+ * @example
+ * ```ts
+ * remoteJwksTimings({ jwksUrl: 'https://x.example/jwks.json' }).timings.ttl; // 600_000
+ * ```
  */
 export function remoteJwksTimings(options: RemoteJwksOptions): { url: URL; timings: Timings } {
   const url = checkJwksUrl(options.jwksUrl);
@@ -102,6 +114,12 @@ function describe(url: URL): string {
  * concurrent fetches coalesced into one, and the last good set served for
  * `staleFor` past its TTL while the endpoint fails. After that the keys are
  * dropped and verification fails closed with `ERR_JWKS_UNAVAILABLE`.
+ *
+ * @example
+ * ```ts
+ * const source = remoteJwksSource({ jwksUrl }, new Set(['ES256']));
+ * const key = await source.resolve(kid, Date.now());
+ * ```
  */
 export function remoteJwksSource(
   options: RemoteJwksOptions,

@@ -2,7 +2,14 @@ import { RlsKitError } from '../errors.js';
 import type { RemoteJwksOptions } from './remote-jwks.js';
 import { createVerifier, type Verifier, type VerifierOptions } from './verify.js';
 
-/** Options of {@link createSupabaseVerifier}. */
+/**
+ * Options of {@link createSupabaseVerifier}.
+ *
+ * @example
+ * ```ts
+ * const options: SupabaseVerifierOptions = { projectUrl: 'https://abcdefghijklmnopqrst.supabase.co' };
+ * ```
+ */
 export interface SupabaseVerifierOptions
   extends Omit<VerifierOptions, 'issuer' | 'audience' | 'keys' | 'requireJti'> {
   /** The project URL, e.g. `https://abcdefghijklmnopqrst.supabase.co` (or `http://127.0.0.1:54321` locally). */

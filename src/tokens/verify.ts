@@ -25,7 +25,14 @@ import { findDuplicateMember } from './strict-json.js';
 import type { VerifiedClaims } from './verified-claims.js';
 import { createVerifyCache, type VerifyCache } from './verify-cache.js';
 
-/** Where the verifier's keys come from: exactly one of these. */
+/**
+ * Where the verifier's keys come from: exactly one of these.
+ *
+ * @example
+ * ```ts
+ * const keys: VerifierKeys = { jwksUrl: 'https://api.example.com/.well-known/jwks.json' };
+ * ```
+ */
 export type VerifierKeys =
   /** A JWK Set object (public keys, or a keyring file: private members are ignored). */
   | { jwks: JSONWebKeySet }
@@ -36,7 +43,19 @@ export type VerifierKeys =
   /** Keys from the kit's keyring, already imported. */
   | { keys: readonly VerificationKey[] };
 
-/** Options of {@link createVerifier}. */
+/**
+ * Options of {@link createVerifier}.
+ *
+ * @example
+ * ```ts
+ * const options: VerifierOptions = {
+ *   issuer: 'https://api.example.com',
+ *   audience: 'authenticated',
+ *   keys: { jwks: publicJwks(ring) },
+ *   maxTokenAge: 900,
+ * };
+ * ```
+ */
 export interface VerifierOptions {
   /** Accepted `iss` value(s); required. */
   issuer: string | readonly string[];
@@ -69,7 +88,15 @@ export interface VerifierOptions {
   metricsParent?: OutcomeCounter | null;
 }
 
-/** A reusable token verifier; see {@link createVerifier}. */
+/**
+ * A reusable token verifier; see {@link createVerifier}.
+ *
+ * @example
+ * ```ts
+ * const claims = verifier.verifyCached(token) ?? (await verifier.verify(token));
+ * metrics.set(verifier.metrics());
+ * ```
+ */
 export interface Verifier {
   /** Verifies a token, or throws an {@link RlsKitError} with a stable code. */
   verify(token: string): Promise<VerifiedClaims>;
