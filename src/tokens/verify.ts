@@ -179,7 +179,6 @@ export function createVerifier(options: VerifierOptions): Verifier {
   if (cache) source.onRemoved(() => cache.dropDeadKeys());
 
   // jose options per algorithm, built once: `algorithms` is exactly the selected key's alg.
-  const requiredClaims = requireJti ? ['exp', 'iat', 'sub', 'jti'] : ['exp', 'iat', 'sub'];
   const joseOptions = new Map<SigningAlg, JWTVerifyOptions>();
   for (const alg of allowed) {
     joseOptions.set(alg, {
@@ -187,7 +186,6 @@ export function createVerifier(options: VerifierOptions): Verifier {
       issuer: config.issuer,
       audience: config.audience,
       clockTolerance: tolerance,
-      requiredClaims,
       ...(maxTokenAge === undefined ? {} : { maxTokenAge }),
     });
   }
@@ -556,12 +554,14 @@ function checkClaims(
   if (Array.isArray(p.aud) && (p.aud.length === 0 || p.aud.some(notString))) {
     badClaims('the "aud" claim must be a string or a non-empty array of strings');
   }
-  const exp = numericDate(p.exp, 'exp');
-  const iat = numericDate(p.iat, 'iat');
+  // Required here rather than through jose's requiredClaims, which allocates a Set per token.
+  if (p.exp === undefined) badClaims('the token lacks the required "exp" claim');
+  if (p.iat === undefined) badClaims('the token lacks the required "iat" claim');
+  const exp = numericDate(p.exp, 'exp')!;
+  const iat = numericDate(p.iat, 'iat')!;
   numericDate(p.nbf, 'nbf');
-  if (exp !== undefined && iat !== undefined && exp <= iat)
-    badClaims('the "exp" claim is not after "iat"');
-  if (iat !== undefined && iat > nowSec + tolerance) {
+  if (exp <= iat) badClaims('the "exp" claim is not after "iat"');
+  if (iat > nowSec + tolerance) {
     throw new RlsKitError('ERR_TOKEN_NOT_YET_VALID', 'the token was issued in the future ("iat")');
   }
   return p as VerifiedClaims;
