@@ -40,6 +40,12 @@ describe('verification cache', () => {
     expect(await v.verify(token)).toBe(claims);
   });
 
+  it('answers undefined on the fast path for input that is not a string', () => {
+    const v = verifier();
+    for (const bad of [undefined, null, 42, {}])
+      expect(v.verifyCached(bad as unknown as string)).toBeUndefined();
+  });
+
   it('has no fast path with cache: false', async () => {
     const v = verifier({ cache: false });
     const token = kitToken(key);

@@ -304,7 +304,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   };
 
   const cachedClaims = (token: string, now: number): VerifiedClaims | undefined => {
-    if (!cache) return undefined;
+    if (!cache || typeof token !== 'string') return undefined;
     const hit = cache.get(token, now);
     return hit && source.fresh(now) ? hit : undefined;
   };
