@@ -51,3 +51,24 @@ describe('findDuplicateMember', () => {
     ).toBeUndefined();
   });
 });
+
+describe('findDuplicateMember on large objects', () => {
+  it('finds duplicates past the linear-search size, at any position', () => {
+    const many = Array.from({ length: 200 }, (_, i) => `"k${i}":${i}`);
+    expect(findDuplicateMember(`{${many.join(',')}}`)).toBeUndefined();
+    expect(findDuplicateMember(`{${many.join(',')},"k3":0}`)).toBe('k3');
+    expect(findDuplicateMember(`{${many.join(',')},"k199":0}`)).toBe('k199');
+    expect(findDuplicateMember(`{"k7":0,${many.join(',')}}`)).toBe('k7');
+  });
+  it('keeps the large-object index per object', () => {
+    const a = Array.from({ length: 40 }, (_, i) => `"a${i}":1`).join(',');
+    expect(findDuplicateMember(`{"x":{${a}},"y":{${a}},"z":[{${a}},{${a}}]}`)).toBeUndefined();
+    expect(findDuplicateMember(`{"x":{${a}},"y":{${a},"a39":2}}`)).toBe('a39');
+  });
+  it('handles a hostile 8 KiB object of 1,500 distinct names', () => {
+    const names = Array.from({ length: 1500 }, (_, i) => `"${i.toString(36)}":0`).join(',');
+    const text = `{${names}}`;
+    expect(findDuplicateMember(text)).toBeUndefined();
+    expect(findDuplicateMember(`${text.slice(0, -1)},"0":1}`)).toBe('0');
+  });
+});

@@ -18,8 +18,12 @@
  * ```
  */
 export function findDuplicateMember(text: string): string | undefined {
-  // One frame per open container: a Set of member names for objects, null for arrays.
-  const frames: (Set<string> | null)[] = [];
+  // Names of every open object, flattened; `starts` holds where each open container's names
+  // begin (-1 for arrays). Objects in tokens are small, so a linear search beats a Set per
+  // object; past SMALL names an object gets a Set, so hostile input stays linear.
+  const names: string[] = [];
+  const starts: number[] = [];
+  let sets: (Set<string> | undefined)[] | undefined;
   let expectKey = false;
   const n = text.length;
   let i = 0;
@@ -29,36 +33,52 @@ export function findDuplicateMember(text: string): string | undefined {
       const end = stringEnd(text, i);
       if (end < 0) return undefined;
       if (expectKey) {
-        const frame = frames[frames.length - 1];
-        if (!frame) return undefined;
+        const depth = starts.length - 1;
+        const start = starts[depth];
+        if (start === undefined || start < 0) return undefined;
         const name = memberName(text, i, end);
         if (name === undefined) return undefined;
-        if (frame.has(name)) return name;
-        frame.add(name);
+        if (names.length - start < SMALL) {
+          for (let k = start; k < names.length; k++) if (names[k] === name) return name;
+        } else {
+          sets ??= [];
+          let set = sets[depth];
+          if (set === undefined) {
+            set = new Set(names.slice(start));
+            sets[depth] = set;
+          }
+          if (set.has(name)) return name;
+          set.add(name);
+        }
+        names.push(name);
         expectKey = false;
       }
       i = end + 1;
       continue;
     }
     if (c === OPEN_BRACE) {
-      frames.push(new Set());
+      starts.push(names.length);
       expectKey = true;
     } else if (c === OPEN_BRACKET) {
-      frames.push(null);
+      starts.push(-1);
       expectKey = false;
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
-      if (frames.length === 0) return undefined;
-      frames.pop();
+      if (sets) sets[starts.length - 1] = undefined;
+      const start = starts.pop();
+      if (start === undefined) return undefined;
+      if (start >= 0) names.length = start;
       expectKey = false;
     } else if (c === COMMA) {
       // After a comma inside an object the next string is a name; inside an array, a value.
-      expectKey = frames.length > 0 && frames[frames.length - 1] !== null;
+      expectKey = starts.length > 0 && starts[starts.length - 1]! >= 0;
     }
     i++;
   }
   return undefined;
 }
 
+/** Up to this many names per object, duplicates are found by linear search. */
+const SMALL = 16;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const OPEN_BRACE = 0x7b;
@@ -71,13 +91,14 @@ const COMMA = 0x2c;
 function stringEnd(text: string, start: number): number {
   // indexOf is vectorised; most of a token's text is inside strings, so jump quote to quote.
   let q = text.indexOf('"', start + 1);
-  while (q >= 0) {
-    let backslashes = 0;
-    for (let j = q - 1; j > start && text.charCodeAt(j) === BACKSLASH; j--) backslashes++;
+  while (q >= 0 && text.charCodeAt(q - 1) === BACKSLASH) {
+    // An odd run of backslashes before the quote escapes it.
+    let backslashes = 1;
+    for (let j = q - 2; j > start && text.charCodeAt(j) === BACKSLASH; j--) backslashes++;
     if (backslashes % 2 === 0) return q;
     q = text.indexOf('"', q + 1);
   }
-  return -1;
+  return q;
 }
 
 /** The unescaped member name between the quotes at `start` and `end`. */
