@@ -6,6 +6,7 @@ import { keysPublicCommand } from './keys-public.js';
 import { keysRotateCommand } from './keys-rotate.js';
 import { migrateCommand } from './migrate.js';
 import { mintCommand } from './mint.js';
+import { reviewCommand } from './review.js';
 import { startCommand } from './start.js';
 import { verifyCommand } from './verify.js';
 
@@ -22,5 +23,6 @@ export const commands: readonly Command[] = [
   mintCommand,
   verifyCommand,
   inspectCommand,
+  reviewCommand,
   startCommand,
 ];
