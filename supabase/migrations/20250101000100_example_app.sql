@@ -186,10 +186,116 @@ comment on policy documents_delete_owner_or_admin on public.documents is
   'A document''s owner, or an owner/admin of its organization, deletes it.';
 
 -- ---------------------------------------------------------------------------
--- PLACEHOLDER (revocation issue): revocation guard
+-- Revocation guard (rls_kit.protect) and membership triggers
 -- ---------------------------------------------------------------------------
--- Once rls_kit.protect(regclass) exists (see migrations/*_rls_kit_core.sql),
--- every table above gets the RESTRICTIVE policy rls_kit_token_active here:
---   select rls_kit.protect('public.organizations');
---   select rls_kit.protect('public.memberships');
---   select rls_kit.protect('public.documents');
+-- 1. Tenant conditions in leakproof form. rls_kit.protect() adds a RESTRICTIVE
+-- policy, and PostgreSQL evaluates a table's restrictive policies before its
+-- permissive ones (they get a lower security level). A permissive condition
+-- may then serve as an index condition only if it is leakproof — and
+-- `org_id = ((select auth.jwt()) ->> 'org_id')::uuid` is not (->> and the
+-- uuid cast are not leakproof functions), so with the guard the planner
+-- falls back to scanning all documents (measured: 2.3 s instead of 0.2 ms for
+-- a page of one organization's newest documents over 1M rows). Comparing the
+-- column with one scalar subquery that yields the value,
+-- `org_id = (select ((select auth.jwt()) ->> 'org_id')::uuid)`, is
+-- `uuid = $param`: leakproof, indexable, still evaluated once per statement,
+-- same outcome. (The inner `(select auth.jwt())` keeps Supabase's
+-- auth_rls_initplan advisor, which looks for that text, satisfied.)
+alter policy organizations_select_own_org on public.organizations
+  using (id = (select ((select auth.jwt()) ->> 'org_id')::uuid));
+alter policy memberships_select_own_org on public.memberships
+  using (org_id = (select ((select auth.jwt()) ->> 'org_id')::uuid));
+alter policy documents_select_own_org on public.documents
+  using (org_id = (select ((select auth.jwt()) ->> 'org_id')::uuid));
+alter policy documents_update_owner_or_admin on public.documents
+  using (
+    org_id = (select ((select auth.jwt()) ->> 'org_id')::uuid)
+    and (
+      owner_id = (select auth.uid())
+      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+    )
+  )
+  with check (
+    org_id = (select ((select auth.jwt()) ->> 'org_id')::uuid)
+    and (
+      owner_id = (select auth.uid())
+      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+    )
+  );
+alter policy documents_delete_owner_or_admin on public.documents
+  using (
+    org_id = (select ((select auth.jwt()) ->> 'org_id')::uuid)
+    and (
+      owner_id = (select auth.uid())
+      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+    )
+  );
+
+-- 2. The guard: a request whose token is revoked (its jti, its user's
+-- cut-off, its session) gets no rows and may write none, on every table.
+select rls_kit.protect('public.organizations');
+select rls_kit.protect('public.memberships');
+select rls_kit.protect('public.documents');
+
+-- 3. Membership changes revoke the user's access tokens — not their
+-- sessions: the claims org_id/user_role were minted from the old membership,
+-- so those tokens must die, and the next refresh mints tokens with the new
+-- claims. One statement-level trigger per event, so deleting an organization
+-- (its memberships cascade) revokes all its members in one batch.
+create function public.memberships_revoke_access_tokens()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  subs uuid[];
+begin
+  if TG_OP = 'DELETE' then
+    select pg_catalog.array_agg(distinct o.user_id) into subs from old_rows o;
+  else
+    -- Rows whose organization, user or role changed; both the old and the
+    -- new user of a moved membership lose their current tokens.
+    select pg_catalog.array_agg(distinct u.user_id) into subs
+    from (
+      select o.user_id from old_rows o
+      where not exists (select from new_rows n
+                        where n.org_id = o.org_id and n.user_id = o.user_id and n.role = o.role)
+      union
+      select n.user_id from new_rows n
+      where not exists (select from old_rows o
+                        where o.org_id = n.org_id and o.user_id = n.user_id and o.role = n.role)
+    ) u;
+  end if;
+  if subs is not null then
+    perform rls_kit.revoke_subjects(
+      subs,
+      case TG_OP when 'DELETE' then 'membership removed' else 'membership changed' end,
+      false);
+  end if;
+  return null;
+end
+$$;
+
+revoke all on function public.memberships_revoke_access_tokens() from public, anon, authenticated;
+
+comment on function public.memberships_revoke_access_tokens() is
+  'Example app: when memberships are removed or their role (or organization) changes, revokes the affected users'' access tokens (rls_kit.revoke_subjects, end_sessions => false), so their next refresh carries the new claims. SECURITY DEFINER so that whoever may change memberships needs no privilege on rls_kit.';
+
+create trigger memberships_revoke_on_delete
+  after delete on public.memberships
+  referencing old table as old_rows
+  for each statement
+  execute function public.memberships_revoke_access_tokens();
+
+comment on trigger memberships_revoke_on_delete on public.memberships is
+  'Removing memberships revokes the members'' access tokens (not their sessions).';
+
+create trigger memberships_revoke_on_update
+  after update on public.memberships
+  referencing old table as old_rows new table as new_rows
+  for each statement
+  execute function public.memberships_revoke_access_tokens();
+
+comment on trigger memberships_revoke_on_update on public.memberships is
+  'Changing a membership''s role (or moving it) revokes the member''s access tokens (not their sessions).';
