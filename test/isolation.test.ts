@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUserPg } from '../src/db/as-user-pg.js';
@@ -30,7 +31,14 @@ let memberships: Membership[];
 let docsPerOrg: Map<string, number>;
 let orgIds: string[];
 
+/** The registered claims a live kit token carries (the revocation guard needs `iat`). */
+const live = () => {
+  const now = Math.floor(Date.now() / 1000);
+  return { iat: now, exp: now + 600, jti: randomBytes(16).toString('base64url') };
+};
+
 const claimsOf = (m: Membership) => ({
+  ...live(),
   sub: m.user_id,
   role: 'authenticated',
   org_id: m.org_id,
@@ -268,7 +276,7 @@ describe('tokens without a usable tenant', () => {
 
   it('an authenticated token without org_id sees nothing and writes nothing', async () => {
     const m = memberships.find((x) => x.role === 'owner')!;
-    const claims = { sub: m.user_id, role: 'authenticated', user_role: 'owner' };
+    const claims = { ...live(), sub: m.user_id, role: 'authenticated', user_role: 'owner' };
     expect(await select(claims, 'select id from public.documents')).toEqual([]);
     expect(await select(claims, 'select id from public.organizations')).toEqual([]);
     const ins = await attempt(

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -107,7 +108,18 @@ async function personaViews(url: string): Promise<PersonaView[]> {
     );
     const views: PersonaView[] = [];
     for (const p of personas) {
-      const claims = { sub: p.user_id, role: 'authenticated', org_id: p.org_id, user_role: p.role };
+      // The registered claims of a live token too: the revocation guard
+      // (rls_kit.is_token_active) treats a token without iat as dead.
+      const now = Math.floor(Date.now() / 1000);
+      const claims = {
+        sub: p.user_id,
+        role: 'authenticated',
+        org_id: p.org_id,
+        user_role: p.role,
+        iat: now,
+        exp: now + 600,
+        jti: randomBytes(16).toString('base64url'),
+      };
       views.push(await asUserPg(pool, claims, (client) => probe(client, p)));
     }
     return views;
