@@ -499,7 +499,12 @@ describe('kit migrations on plain Postgres', () => {
     it('lets API roles execute no kit function but the ones meant for policies', async () => {
       // Later kit migrations add functions that policies call (for example
       // rls_kit.is_token_active()); each one must be listed here on purpose.
-      const meantForApiRoles = new Set<string>([]);
+      // is_token_active(): the revocation guard policies call;
+      // pre_request(): PostgREST's db_pre_request, run as the request's role.
+      const meantForApiRoles = new Set<string>([
+        'rls_kit.is_token_active()',
+        'rls_kit.pre_request()',
+      ]);
       const { rows } = await client.query<{ fn: string; role: string }>(
         `select p.oid::regprocedure::text as fn, r as role
          from pg_proc p cross join unnest(array['anon', 'authenticated']) r
