@@ -44,8 +44,8 @@ interface Variant {
 const variants: Variant[] = [
   {
     name: 'kysely',
-    // BEGIN, settings, the query, COMMIT
-    roundTripsWithOneQuery: 4,
+    // BEGIN, settings, the query, the still-ours check, COMMIT
+    roundTripsWithOneQuery: 5,
     run: (target, claims, fn, options) =>
       asUser(
         target.kysely,
@@ -334,7 +334,13 @@ describe.each(variants)('$name', (variant) => {
   });
 
   it('accepts a fetch Headers object', async () => {
-    const headers = new Headers({ 'X-Client': 'edge', authorization: 'Bearer x' });
+    // Credentials never reach SQL: bearer tokens, cookies, Supabase API keys.
+    const headers = new Headers({
+      'X-Client': 'edge',
+      authorization: 'Bearer x',
+      apikey: 'service-role-key',
+      cookie: 'sb=1',
+    });
     const seen = await variant.run(
       five,
       claimsOf(alice),
@@ -430,6 +436,21 @@ describe.each(variants)('$name', (variant) => {
     const { rows } = await admin.query('select 1 from notes where body = $1', [body]);
     expect(rows).toHaveLength(0);
     expect((await sessionState(one.pool)).role).toBe('none');
+  });
+
+  it('refuses (loudly) a callback that ended the request transaction itself', async () => {
+    let after: { current_user: string } | undefined;
+    const err = await variant
+      .run(one, claimsOf(alice), async (q) => {
+        await q('commit');
+        // Runs outside the request transaction: as the pool's login user.
+        after = (await q<{ current_user: string }>('select current_user'))[0];
+      })
+      .catch((e: unknown) => e);
+    expect(after?.current_user).not.toBe('authenticated');
+    expect(err).toBeInstanceOf(RlsKitError);
+    expect((err as RlsKitError).code).toBe('ERR_DB_QUERY');
+    expect((err as RlsKitError).message).toContain('ended the request transaction');
   });
 
   it('destroys a connection that died during the callback instead of returning it', async () => {

@@ -195,6 +195,15 @@ describe('claims', () => {
     expect((await bad({ plan: 'pro' })).message).toMatch(/"plan" is not in the claim schema/);
     expect((await bad({ email: 'a@example.com' })).message).toMatch(/personal data/);
     expect((await bad({ user_metadata: {} })).message).toMatch(/personal data/);
+    for (const name of [
+      'home_address',
+      'Billing_Address',
+      'passphrase',
+      'private_key',
+      'auth_token',
+    ]) {
+      expect((await bad({ [name]: 'x' })).message, name).toMatch(/personal data/);
+    }
     expect((await bad({ role: 'service_role' })).message).toMatch(/set by the minter/);
     expect((await bad({ exp: 9_999_999_999 })).message).toMatch(/set by the minter/);
     await bad({ org_id: 'acme' });

@@ -80,6 +80,16 @@ export async function asUserPg<T>(
       broken = (await rollback(client)) ?? broken;
       throw err;
     }
+    if (transactionStatus(client) === 'I') {
+      // The callback sent COMMIT or ROLLBACK itself: the transaction-local role
+      // and claims ended with it, so anything it ran afterwards ran as the
+      // pool's login user. Say so loudly instead of reporting success.
+      broken = new Error('request transaction ended inside the callback');
+      throw new RlsKitError(
+        'ERR_DB_QUERY',
+        'the callback ended the request transaction (COMMIT or ROLLBACK inside asUserPg); statements after it ran without the user settings: never end the transaction inside the callback',
+      );
+    }
     let command: string;
     try {
       command = (await client.query('commit')).command;

@@ -75,6 +75,23 @@ export async function asUser<DB, T>(
       );
       return result.rows;
     });
-    return fn(trx);
+    const value = await fn(trx);
+    // kysely hides the connection's transaction status, so ask the server:
+    // if the callback sent COMMIT or ROLLBACK itself, the transaction-local
+    // role and claims are gone and what ran after it ran as the login user.
+    const check = await trx.executeQuery<{ ours: boolean }>(
+      CompiledQuery.raw(
+        `select pg_catalog.current_setting('request.jwt.claims', true) = $1
+            and pg_catalog.current_setting('role') = $2 as ours`,
+        [settings.values[1], settings.role],
+      ),
+    );
+    if (check.rows[0]?.ours !== true) {
+      throw new RlsKitError(
+        'ERR_DB_QUERY',
+        'the callback ended the request transaction (COMMIT or ROLLBACK inside asUser); statements after it ran without the user settings: never end the transaction inside the callback',
+      );
+    }
+    return value;
   });
 }

@@ -174,7 +174,14 @@ const checkedRoles = new WeakMap<object, Map<string, number>>();
  */
 export const ROLE_CHECK_TTL_MS = 60_000;
 
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+// `apikey` carries Supabase's anon or service_role key: as replayable as a token.
+const CREDENTIAL_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'apikey',
+  'x-api-key',
+]);
 // Postgres text and jsonb cannot hold NUL, and jsonb rejects unpaired
 // surrogates: refusing them here beats a policy failing on every query later.
 const UNSTORABLE = /[\0]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

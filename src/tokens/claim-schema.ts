@@ -209,7 +209,19 @@ const SENSITIVE_EXACT = new Set([
   'otp',
   'pin',
 ]);
-const SENSITIVE_PARTS = ['password', 'passwd', 'secret', 'email', 'phone', 'apikey'];
+const SENSITIVE_PARTS = [
+  'password',
+  'passwd',
+  'passphrase',
+  'secret',
+  'email',
+  'phone',
+  'apikey',
+  'address',
+  'privatekey',
+  'accesskey',
+  'token',
+];
 
 /**
  * True for claim names that usually carry personal data or secrets
