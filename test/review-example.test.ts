@@ -134,7 +134,7 @@ describe('review of the example app (kit migrations + example + seed)', () => {
   it('renders text (colour only when asked), markdown and json', () => {
     const plain = renderText(report, { color: false });
     expect(plain).not.toContain('\u001b[');
-    expect(plain).toMatch(/public\.documents\s+on\s+yes\s+postgres\s+4/);
+    expect(plain).toMatch(/public\.documents\s+on\s+yes\s+postgres\s+5\s+yes/);
     expect(plain).toMatch(/viewer\s+36 rows\s+denied\s+filtered\s+filtered/);
     expect(renderText(report, { color: true })).toContain('\u001b[');
     const md = renderMarkdown(report);

@@ -135,7 +135,7 @@ export async function reviewDatabase(options: ReviewOptions): Promise<ReviewRepo
           });
           personasFrom = 'derived';
         }
-        const result = await probeMatrix(session, catalog, personas, {
+        const result = await probeMatrix(session, catalog, personas.map(asLiveToken), {
           tenantColumn,
           tenantClaim,
           ownerColumns: options.ownerColumns ?? DEFAULT_OWNER_COLUMNS,
@@ -335,4 +335,16 @@ function buildReport(input: {
       rowEstimates,
     },
   };
+}
+
+/**
+ * A persona stands for a live token: one written without `iat`/`exp` (as in
+ * most personas files) gets "issued a second ago, valid 10 minutes", so the
+ * revocation guard (`rls_kit.is_token_active`, which treats a token without
+ * `iat` as dead) judges it like the token it describes. Given values stay.
+ */
+function asLiveToken(p: Persona): Persona {
+  if (p.claims.iat !== undefined && p.claims.exp !== undefined) return p;
+  const now = Math.floor(Date.now() / 1000);
+  return { ...p, claims: { iat: now - 1, exp: now + 600, ...p.claims } };
 }
