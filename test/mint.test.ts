@@ -302,7 +302,14 @@ describe('roles', () => {
     await rejects(minter.mint({ sub, role: 'service_role' }), 'ERR_ROLE_NOT_ALLOWED');
     await rejects(minter.mint({ sub, role: 'reporting' }), 'ERR_ROLE_NOT_ALLOWED');
     await rejects(createMinter({ ...base, allowRoles: ['service_role'] }), 'ERR_ROLE_NOT_ALLOWED');
-    for (const role of ['postgres', 'authenticator', 'supabase_admin', 'pg_read_all_data']) {
+    for (const role of [
+      'postgres',
+      'authenticator',
+      'supabase_admin',
+      'pg_read_all_data',
+      'pgsodium_keyholder',
+      'cli_login_postgres',
+    ]) {
       await rejects(
         createMinter({ ...base, allowRoles: [role], allowServiceRole: true }),
         'ERR_ROLE_NOT_ALLOWED',

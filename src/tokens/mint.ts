@@ -29,8 +29,16 @@ const DEFAULT_ROLES = ['anon', 'authenticated'] as const;
  * Roles that can log in or administer the database: a token must never
  * carry them, whatever the options say (PostgREST would `SET ROLE` to them).
  */
-const NEVER_ROLES = new Set(['postgres', 'authenticator', 'pgbouncer', 'dashboard_user']);
-const NEVER_ROLE_PREFIXES = ['pg_', 'supabase_', 'rls_kit'];
+const NEVER_ROLES = new Set([
+  'postgres',
+  'authenticator',
+  'pgbouncer',
+  'dashboard_user',
+  'cli_login_postgres',
+  'postgres_fdw_user',
+]);
+// Supabase's key-management (pgsodium) and internal roles, Postgres' own.
+const NEVER_ROLE_PREFIXES = ['pg_', 'supabase_', 'rls_kit', 'pgsodium'];
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TEXT = /^[\x21-\x7e]{1,256}$/;
