@@ -7,6 +7,8 @@ import { keysRotateCommand } from './keys-rotate.js';
 import { migrateCommand } from './migrate.js';
 import { mintCommand } from './mint.js';
 import { reviewCommand } from './review.js';
+import { revocationsListCommand, revocationsPurgeCommand } from './revocations.js';
+import { revokeCommand } from './revoke.js';
 import { startCommand } from './start.js';
 import { verifyCommand } from './verify.js';
 
@@ -23,6 +25,9 @@ export const commands: readonly Command[] = [
   mintCommand,
   verifyCommand,
   inspectCommand,
+  revokeCommand,
+  revocationsListCommand,
+  revocationsPurgeCommand,
   reviewCommand,
   startCommand,
 ];
