@@ -4,10 +4,16 @@
  * killed, fails closed past staleAfterMs, and plugs into the verifier.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedPostgres } from '../src/db/embedded.js';
+import { migrate } from '../src/db/migrate.js';
 import {
   createRevocationList,
   createRevocationStore,
@@ -302,6 +308,103 @@ describe('createRevocationList', () => {
     await until(() => list.isRevoked(otherClaims) === true);
     await expectCode(() => verifier.verifyCached(other), 'ERR_TOKEN_REVOKED');
   });
+});
+
+/**
+ * A loopback TCP proxy with a fixed port in front of a server whose port
+ * changes: the embedded server picks a free port each time it starts, and
+ * the list must find the restarted server at the address it was given.
+ */
+async function startProxy(target: { port: number }): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((down) => {
+    const up = net.connect(target.port, '127.0.0.1');
+    for (const s of [down, up]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        sockets.delete(s);
+        down.destroy();
+        up.destroy();
+      });
+    }
+    down.pipe(up).pipe(down);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+describe('a private embedded Postgres restarted under the list', () => {
+  it('fails closed while it is down, then reconnects and resyncs', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'rls-kit-revtest-'));
+    await chmod(home, 0o755); // the server may run as the postgres OS user
+    let server = await startEmbeddedPostgres({ home, name: 'revtest' });
+    const target = { port: server.port };
+    const proxy = await startProxy(target);
+    const viaProxy = (u: string) => {
+      const url = new URL(u);
+      url.port = String(proxy.port);
+      return url.toString();
+    };
+    const exec = async (text: string, values: unknown[]) => {
+      const c = new pg.Client({ connectionString: server.url });
+      await c.connect();
+      try {
+        await c.query(text, values);
+      } finally {
+        await c.end();
+      }
+    };
+    let list: RevocationList | undefined;
+    try {
+      await migrate({ url: server.url });
+      list = createRevocationList({
+        url: viaProxy(server.url),
+        staleAfterMs: 300,
+        backoffMs: { initial: 100, max: 500 },
+      });
+      await list.start();
+      const a = claims();
+      await exec("select rls_kit.revoke_token($1, now() + interval '1 hour')", [a.jti]);
+      await until(() => list!.isRevoked(a) === true);
+
+      await server.stop();
+      await until(() => !list!.inSync);
+      await new Promise((r) => setTimeout(r, 400));
+      // Past the bound with the database gone: no token is accepted, revoked or not.
+      await expectCode(async () => list!.isRevoked(a), 'ERR_REVOCATION_UNAVAILABLE');
+      await expectCode(async () => list!.isRevoked(claims()), 'ERR_REVOCATION_UNAVAILABLE');
+
+      server = await startEmbeddedPostgres({ home, name: 'revtest' });
+      const b = claims();
+      // Committed before the proxy points at the new server: the list can only learn it by resyncing.
+      await exec("select rls_kit.revoke_token($1, now() + interval '1 hour')", [b.jti]);
+      target.port = server.port;
+      await until(() => list!.inSync, 15_000);
+      expect(list.isRevoked(a)).toBe(true);
+      expect(list.isRevoked(b)).toBe(true);
+      expect(list.isRevoked(claims())).toBe(false);
+      const c = claims();
+      await exec("select rls_kit.revoke_token($1, now() + interval '1 hour')", [c.jti]);
+      await until(() => list!.isRevoked(c) === true);
+    } finally {
+      await list?.stop();
+      proxy.close();
+      await server.stop();
+      await rm(home, { recursive: true, force: true }).catch(() => undefined);
+      // As root the cluster may live under /var/tmp instead (see chooseDataDir in src/db/embedded.ts).
+      if (server.dataDir.startsWith('/var/tmp/rls-kit-')) {
+        await rm(dirname(server.dataDir), { recursive: true, force: true }).catch(() => undefined);
+      }
+    }
+  }, 180_000);
 });
 
 describe('revocation store', () => {
