@@ -58,7 +58,12 @@ export type RlsKitErrorCode =
   | 'ERR_TOKEN_REVOKED'
   | 'ERR_TOKEN_TTL'
   | 'ERR_TOKEN_SIZE'
-  | 'ERR_REVOCATION_UNAVAILABLE';
+  | 'ERR_REVOCATION_UNAVAILABLE'
+  // refresh tokens
+  | 'ERR_REFRESH_INVALID'
+  | 'ERR_REFRESH_EXPIRED'
+  | 'ERR_REFRESH_REUSED'
+  | 'ERR_REFRESH_CONCURRENT';
 
 /** True when `err` is an {@link RlsKitError}, optionally with the given code. */
 export function isRlsKitError(err: unknown, code?: RlsKitErrorCode): err is RlsKitError {

@@ -1,0 +1,1 @@
+../../migrations/20250101000003_rls_kit_refresh_tokens.sql
