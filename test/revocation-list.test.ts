@@ -3,11 +3,14 @@
  * start, follows NOTIFY, reconnects and resyncs after its connection is
  * killed, fails closed past staleAfterMs, and plugs into the verifier.
  */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pg from 'pg';
@@ -308,6 +311,123 @@ describe('createRevocationList', () => {
     await until(() => list.isRevoked(otherClaims) === true);
     await expectCode(() => verifier.verifyCached(other), 'ERR_TOKEN_REVOKED');
   });
+});
+
+/**
+ * A revocation list in its own Node process: it reads one jti per stdin
+ * line and prints `seen <jti> <epoch ms>` the moment its list reports that
+ * jti revoked (polled every millisecond).
+ */
+const CHILD = `
+const { createRevocationList } = await import(process.env.REV_MODULE);
+const { createInterface } = await import('node:readline');
+const list = createRevocationList({ url: process.env.REV_URL });
+await list.start();
+const watching = new Set();
+const sub = '00000000-0000-4000-8000-000000000000';
+setInterval(() => {
+  for (const jti of watching) {
+    if (list.isRevoked({ sub, iat: 1, jti }) === true) {
+      watching.delete(jti);
+      process.stdout.write('seen ' + jti + ' ' + (performance.timeOrigin + performance.now()) + '\\n');
+    }
+  }
+}, 1);
+createInterface({ input: process.stdin }).on('line', (jti) => {
+  if (jti === '') { list.stop().then(() => process.exit(0)); return; }
+  watching.add(jti);
+  process.stdout.write('watching ' + jti + '\\n');
+});
+process.stdout.write('ready\\n');
+`;
+
+interface ChildList {
+  readonly proc: ChildProcessWithoutNullStreams;
+  next(prefix: string): Promise<string>;
+}
+
+function spawnChildList(url: string): ChildList {
+  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: {
+      ...process.env,
+      REV_URL: url,
+      REV_MODULE: fileURLToPath(new URL('../src/revocation/index.ts', import.meta.url)),
+    },
+  });
+  const queue: string[] = [];
+  const waiters: (() => void)[] = [];
+  createInterface({ input: proc.stdout }).on('line', (line) => {
+    queue.push(line);
+    for (const w of waiters.splice(0)) w();
+  });
+  let stderr = '';
+  proc.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  return {
+    proc,
+    async next(prefix) {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const i = queue.findIndex((l) => l.startsWith(prefix));
+        if (i >= 0) return queue.splice(i, 1)[0]!;
+        if (Date.now() > deadline || proc.exitCode !== null) {
+          throw new Error(`child list: no "${prefix}" line; stderr: ${stderr.slice(0, 500)}`);
+        }
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+    },
+  };
+}
+
+describe('revocation lists in 4 separate processes', () => {
+  it('each sees every revocation (latency reported)', async () => {
+    const children = Array.from({ length: 4 }, () => spawnChildList(db.url));
+    try {
+      await Promise.all(children.map((c) => c.next('ready')));
+      const latencies: number[] = [];
+      for (let round = 0; round < 50; round++) {
+        const jti = `p4-${round}-${randomBytes(6).toString('base64url')}`;
+        for (const c of children) c.proc.stdin.write(`${jti}\n`);
+        await Promise.all(children.map((c) => c.next(`watching ${jti}`)));
+        const t0 = performance.timeOrigin + performance.now();
+        await revokeJti(jti);
+        const seen = await Promise.all(children.map((c) => c.next(`seen ${jti} `)));
+        for (const line of seen) latencies.push(Number(line.split(' ')[2]) - t0);
+      }
+      latencies.sort((a, b) => a - b);
+      const pct = (p: number) =>
+        latencies[Math.min(latencies.length - 1, Math.ceil(p * latencies.length) - 1)]!;
+      console.log(
+        `revocation-list: 4 processes x 50 revocations, from the revoke call to seen: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`,
+      );
+      expect(latencies).toHaveLength(200);
+    } finally {
+      for (const c of children) {
+        c.proc.stdin.end('\n');
+      }
+      await Promise.all(
+        children.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              if (c.proc.exitCode !== null) return resolve();
+              const timer = setTimeout(() => {
+                c.proc.kill();
+                resolve();
+              }, 5000);
+              c.proc.on('exit', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+            }),
+        ),
+      );
+    }
+  }, 120_000);
 });
 
 /**

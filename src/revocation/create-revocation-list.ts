@@ -120,9 +120,10 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     options.listenClient ??
     (() =>
       new pg.Client(
+        // keepAlive and a connect timeout: a black-holed server must end in a reconnect, not a hang.
         url !== undefined
-          ? { connectionString: url, keepAlive: true }
-          : { ...pool.options, keepAlive: true },
+          ? { connectionString: url, keepAlive: true, connectionTimeoutMillis: 5000 }
+          : { ...pool.options, keepAlive: true, connectionTimeoutMillis: 5000 },
       ));
 
   let store: RevocationStore = createRevocationStore();
