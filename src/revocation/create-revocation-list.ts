@@ -10,13 +10,27 @@ import {
   sweepExpired,
 } from './revocation-store.js';
 
-/** The channel the revocation migration's triggers notify. */
+/**
+ * The channel the revocation migration's triggers notify.
+ *
+ * @example
+ * ```ts
+ * await client.query(`listen ${REVOCATION_CHANNEL}`);
+ * ```
+ */
 export const REVOCATION_CHANNEL = 'rls_kit_revocations';
 
 /** How long `rls_kit.revoke_session` keeps an ended session (its `expires_at`). */
 const SESSION_RETENTION_SEC = 7 * 24 * 3600;
 
-/** Options of {@link createRevocationList}. Give `url`, `pool`, or both. */
+/**
+ * Options of {@link createRevocationList}. Give `url`, `pool`, or both.
+ *
+ * @example
+ * ```ts
+ * const options: RevocationListOptions = { pool, url, staleAfterMs: 2000, onStale: 'reject' };
+ * ```
+ */
 export interface RevocationListOptions {
   /** Connection string (service_role or an owner of `rls_kit`); a pool is made from it when `pool` is absent. */
   url?: string;
@@ -40,7 +54,14 @@ export interface RevocationListOptions {
   heartbeatMs?: number;
 }
 
-/** Options for {@link RevocationList.revokeToken}. */
+/**
+ * Input of {@link RevocationList.revokeToken}.
+ *
+ * @example
+ * ```ts
+ * const input: RevokeTokenInput = { jti: claims.jti, expiresAt: claims.exp, reason: 'leaked' };
+ * ```
+ */
 export interface RevokeTokenInput {
   /** The token's `jti`. */
   jti: string;
@@ -54,6 +75,13 @@ export interface RevokeTokenInput {
 /**
  * An in-process mirror of the database's revocations, kept current by
  * LISTEN/NOTIFY, and the verifier's {@link RevocationCheck}.
+ *
+ * @example
+ * ```ts
+ * const list: RevocationList = createRevocationList({ url });
+ * await list.start();
+ * if (!list.inSync) log.warn(`revocation list ${list.lagMs} ms behind`);
+ * ```
  */
 export interface RevocationList extends RevocationCheck {
   /** Connects, LISTENs, loads; resolves once the list is in sync. */

@@ -1,7 +1,24 @@
-/** Which table a notification is about, as the trigger names it. */
+/**
+ * Which table a notification is about, as the trigger names it: `jti`
+ * (revoked_tokens), `sub` (subject_revocations), `sid` (revoked_sessions).
+ *
+ * @example
+ * ```ts
+ * const kind: RevocationKind = 'jti';
+ * ```
+ */
 export type RevocationKind = 'jti' | 'sub' | 'sid';
 
-/** One parsed payload of channel `rls_kit_revocations`. */
+/**
+ * One parsed payload of channel `rls_kit_revocations`: `+` upserts
+ * `[key, epoch seconds]` pairs, `-` deletes keys, `*` means the table was
+ * truncated (reload it).
+ *
+ * @example
+ * ```ts
+ * const n: RevocationNotification = { t: 'sub', op: '-', v: ['6f1d1c9e-3c1a-4b5e-9d7a-1a2b3c4d5e6f'] };
+ * ```
+ */
 export type RevocationNotification =
   | {
       readonly t: RevocationKind;

@@ -9,7 +9,15 @@ const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 /** `rls_kit.token_status` accepts iat between 0 and 9999-12-31T23:59:59Z. */
 const MAX_IAT = 253402300799;
 
-/** A mutable revocation state: denied jtis, subject cut-offs, ended sessions. */
+/**
+ * A mutable revocation state: denied jtis, subject cut-offs, ended sessions.
+ *
+ * @example
+ * ```ts
+ * const store: RevocationStore = createRevocationStore();
+ * store.subjects.set(userId.toLowerCase(), Math.floor(Date.now() / 1000));
+ * ```
+ */
 export interface RevocationStore {
   /** jti → expiry (epoch seconds, rounded up). */
   readonly tokens: Map<string, number>;
