@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUserPg } from '../src/db/as-user-pg.js';
@@ -27,6 +30,10 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  * rls_kit.end_refresh_families behind revoke_subject, and privileges.
  */
 
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const refreshFile = path.join(root, 'migrations', '20250101000003_rls_kit_refresh_tokens.sql');
+const revocationFile = path.join(root, 'migrations', '20250101000002_rls_kit_revocation.sql');
+
 const ISS = 'https://api.example.com';
 const AUD = 'authenticated';
 const ACME = 'a0000000-0000-4000-8000-000000000001';
@@ -41,7 +48,7 @@ const stores: RefreshTokens<Schema>[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase({ template: 'example' });
-  admin = new pg.Pool({ connectionString: db.url, max: 60 });
+  admin = new pg.Pool({ connectionString: db.url, max: 8 });
   const keyring = createKeyring([await generateKey({ alg: 'ES256' })]);
   minter = await createMinter({
     keyring,
@@ -283,9 +290,19 @@ describe('reuse detection', () => {
     const sub = await newUser();
     const s = store();
     const login = await s.issue({ sub, claims });
-    const results = await Promise.allSettled(
-      Array.from({ length: 50 }, () => s.refresh(login.refreshToken, { claims })),
-    );
+    // 50 connections, so all 50 refreshes really meet in the database; the
+    // pool lives only for the race (the server's connection limit is shared
+    // with the other test files).
+    const racePool = new pg.Pool({ connectionString: db.url, max: 50 });
+    const racers = createRefreshTokens<Schema>({ pool: racePool, minter });
+    let results: PromiseSettledResult<{ refreshToken: string }>[];
+    try {
+      results = await Promise.allSettled(
+        Array.from({ length: 50 }, () => racers.refresh(login.refreshToken, { claims })),
+      );
+    } finally {
+      await racePool.end();
+    }
     const ok = results.filter((r) => r.status === 'fulfilled');
     expect(ok).toHaveLength(1);
     const codes = results.flatMap((r) =>
@@ -556,6 +573,51 @@ describe('the database side', () => {
       });
     } finally {
       await pool.end();
+    }
+  });
+});
+
+describe('the migration applied again', () => {
+  it('leaves the catalog unchanged, and the revocation migration applied later keeps the real hook', async () => {
+    const snapshot = async (c: pg.PoolClient): Promise<string[]> =>
+      (
+        await c.query<{ line: string }>(`
+          select concat_ws(' | ', kind, name, def, acl, note) as line from (
+            select 'relation' as kind, c.oid::regclass::text as name,
+                   coalesce(pg_get_indexdef(c.oid), c.relkind::text) as def,
+                   c.relacl::text as acl, obj_description(c.oid, 'pg_class') as note
+              from pg_class c where c.relnamespace = 'rls_kit'::regnamespace
+                and c.relname like 'refresh_tokens%'
+            union all
+            select 'column', a.attrelid::regclass::text || '.' || a.attname,
+                   format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text,
+                   null, col_description(a.attrelid, a.attnum)
+              from pg_attribute a where a.attrelid = 'rls_kit.refresh_tokens'::regclass
+               and a.attnum > 0 and not a.attisdropped
+            union all
+            select 'constraint', conname, pg_get_constraintdef(oid), null,
+                   obj_description(oid, 'pg_constraint')
+              from pg_constraint where conrelid = 'rls_kit.refresh_tokens'::regclass
+            union all
+            select 'function', p.oid::regprocedure::text, pg_get_functiondef(p.oid),
+                   p.proacl::text, obj_description(p.oid, 'pg_proc')
+              from pg_proc p where p.oid = 'rls_kit.end_refresh_families(uuid, uuid)'::regprocedure
+          ) o order by 1`)
+      ).rows.map((r) => r.line);
+    const client = await admin.connect();
+    try {
+      await client.query('begin');
+      const before = await snapshot(client);
+      expect(before.some((l) => l.includes('rls_kit.refresh_tokens'))).toBe(true);
+      expect(before.some((l) => l.includes('refresh_tokens_live_idx'))).toBe(true);
+      expect(before.some((l) => l.includes('update rls_kit.refresh_tokens'))).toBe(true);
+      await client.query(readFileSync(refreshFile, 'utf8'));
+      expect(await snapshot(client)).toEqual(before);
+      await client.query(readFileSync(revocationFile, 'utf8'));
+      expect(await snapshot(client)).toEqual(before);
+    } finally {
+      await client.query('rollback');
+      client.release();
     }
   });
 });
