@@ -279,14 +279,14 @@ describe('createRevocationList', () => {
       "select rls_kit.revoke_token($1 || g, now() + interval '1 hour') from generate_series(1, 10000) g",
       [prefix],
     );
-    const ms = await until(() => list.size >= before + 10_000, 10_000);
+    const ms = await until(() => list.size >= before + 10_000, 30_000);
     console.log(
       `revocation-list: 10,000 revocations arrived ${(performance.now() - t0).toFixed(0)} ms after the call (${ms.toFixed(0)} ms after commit)`,
     );
     for (let i = 1; i <= 10_000; i++) {
       expect(list.isRevoked(claims({ jti: `${prefix}${i}` }))).toBe(true);
     }
-  });
+  }, 60_000);
 
   it('plugs into the verifier: a revoked kit token is refused, cache hits included', async () => {
     const { list } = await startList();
