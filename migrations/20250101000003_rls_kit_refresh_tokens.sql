@@ -10,6 +10,7 @@
 --                                     revoke_subject(end_sessions => true) and
 --                                     revoke_session(): replaces the no-op the
 --                                     revocation migration created
+--   * rls_kit.purge_refresh_tokens()  drops families past their absolute end
 --
 -- Rotation: each use marks the token used (used_at) and inserts its child
 -- (parent = the used token's hash) in the same family, carrying the family's
@@ -114,3 +115,32 @@ revoke all on function rls_kit.end_refresh_families(uuid, uuid)
 
 comment on function rls_kit.end_refresh_families(uuid, uuid) is
   'Hook: ends kit refresh families so they can no longer refresh — every family of sub when family is NULL, else that one family — by marking their tokens revoked, and returns the ids of the families it ended. revoke_subject(end_sessions => true) and revoke_session() call it and record the families in rls_kit.revoked_sessions, which ends their access tokens (sid claim). Installed by the refresh-token migration.';
+
+-- ---------------------------------------------------------------------------
+-- Housekeeping
+-- ---------------------------------------------------------------------------
+-- Whole families only, once past their absolute end (every row of a family
+-- shares expires_at): dropping the used tokens of a live family would turn a
+-- later replay of one into "unknown" instead of reuse, and spare the family.
+create or replace function rls_kit.purge_refresh_tokens()
+returns bigint
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  gone bigint;
+begin
+  delete from rls_kit.refresh_tokens t where t.expires_at <= pg_catalog.now();
+  get diagnostics gone = row_count;
+  return gone;
+end
+$$;
+
+revoke all on function rls_kit.purge_refresh_tokens() from public, anon, authenticated, service_role;
+grant execute on function rls_kit.purge_refresh_tokens() to service_role;
+
+comment on function rls_kit.purge_refresh_tokens() is
+  'Deletes the refresh tokens of families past their absolute lifetime (expires_at), which can no longer refresh; returns how many rows went. Live families keep their used tokens, so a replay is still detected as reuse. Run it periodically (pg_cron). service_role and the server only.';
+

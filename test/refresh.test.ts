@@ -577,6 +577,50 @@ describe('the database side', () => {
   });
 });
 
+describe('housekeeping', () => {
+  it('purge_refresh_tokens drops whole families past their absolute end, nothing of live ones', async () => {
+    const sub = await newUser();
+    const s = store({ reuseGrace: '0s' });
+    const old = await s.issue({ sub, claims });
+    const live = await s.issue({ sub, claims });
+    await s.refresh(live.refreshToken, { claims });
+    await s.refresh(old.refreshToken, { claims });
+    const client = await admin.connect();
+    try {
+      await client.query('begin');
+      await client.query(
+        `update rls_kit.refresh_tokens set expires_at = now() - interval '1s' where family = $1`,
+        [old.sid],
+      );
+      // Other tests' families may be past their end as well (the absolute-lifetime test).
+      const due = await client.query<{ n: string }>(
+        'select count(*)::text as n from rls_kit.refresh_tokens where expires_at <= now()',
+      );
+      expect(Number(due.rows[0]?.n)).toBeGreaterThanOrEqual(2);
+      const { rows } = await client.query<{ n: string }>(
+        'select rls_kit.purge_refresh_tokens()::text as n',
+      );
+      expect(rows).toEqual(due.rows);
+      const after = await client.query(
+        'select 1 from rls_kit.refresh_tokens where expires_at <= now()',
+      );
+      expect(after.rowCount).toBe(0);
+      const left = await client.query<{ family: string }>(
+        'select family::text from rls_kit.refresh_tokens where family = any($1::uuid[])',
+        [[old.sid, live.sid]],
+      );
+      expect(left.rows.map((r) => r.family)).toEqual([live.sid, live.sid]);
+    } finally {
+      await client.query('rollback');
+      client.release();
+    }
+    // The used token of the live family is still there: a replay is reuse.
+    expect((await errorOf(s.refresh(live.refreshToken, { claims }))).code).toBe(
+      'ERR_REFRESH_REUSED',
+    );
+  });
+});
+
 describe('the migration applied again', () => {
   it('leaves the catalog unchanged, and the revocation migration applied later keeps the real hook', async () => {
     const snapshot = async (c: pg.PoolClient): Promise<string[]> =>
@@ -601,7 +645,8 @@ describe('the migration applied again', () => {
             union all
             select 'function', p.oid::regprocedure::text, pg_get_functiondef(p.oid),
                    p.proacl::text, obj_description(p.oid, 'pg_proc')
-              from pg_proc p where p.oid = 'rls_kit.end_refresh_families(uuid, uuid)'::regprocedure
+              from pg_proc p where p.oid in ('rls_kit.end_refresh_families(uuid, uuid)'::regprocedure,
+                                             'rls_kit.purge_refresh_tokens()'::regprocedure)
           ) o order by 1`)
       ).rows.map((r) => r.line);
     const client = await admin.connect();
