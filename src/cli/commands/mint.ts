@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { RlsKitError } from '../../errors.js';
-import { type ClaimSchema, type ClaimValue, defineClaimSchema } from '../../tokens/claim-schema.js';
+import type { ClaimSchema, ClaimValue } from '../../tokens/claim-schema.js';
 import { exampleClaimSchema } from '../../tokens/example-claims.js';
+import { loadClaimSchemaFile } from '../../tokens/load-claim-schema.js';
 import { createMinter } from '../../tokens/mint.js';
 import { parseFlags, requireFlag } from '../args.js';
 import type { Command } from '../command.js';
@@ -51,7 +50,7 @@ export const mintCommand: Command = {
     const audience = requireFlag(values.aud, 'aud', 'mint');
     const sub = requireFlag(values.sub, 'sub', 'mint');
     const schema = values['claim-schema']
-      ? await loadClaimSchema(values['claim-schema'])
+      ? await loadClaimSchemaFile(values['claim-schema'])
       : exampleClaimSchema;
     const claims: Record<string, ClaimValue> = {};
     for (const pair of values.claim ?? []) {
@@ -84,34 +83,3 @@ export const mintCommand: Command = {
     return 0;
   },
 };
-
-async function loadClaimSchema(path: string): Promise<ClaimSchema> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new RlsKitError(
-      'ERR_CONFIG',
-      `the claim schema file ${path} cannot be read (${code === 'ENOENT' ? 'it does not exist' : code})`,
-      { cause: err },
-    );
-  }
-  let value: unknown;
-  try {
-    // YAML is a superset of JSON: one parser reads both.
-    value = parseYaml(text, { maxAliasCount: 0 });
-  } catch (err) {
-    throw new RlsKitError('ERR_CONFIG', `the claim schema file ${path} is neither JSON nor YAML`, {
-      cause: err,
-    });
-  }
-  try {
-    return defineClaimSchema(value as Record<string, never>);
-  } catch (err) {
-    if (err instanceof RlsKitError) {
-      throw new RlsKitError(err.code, `${path}: ${err.message}`, { cause: err });
-    }
-    throw err;
-  }
-}

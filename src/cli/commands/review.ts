@@ -1,5 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { writeFile } from 'node:fs/promises';
 import { describeUrl, openDatabase } from '../../db/database.js';
 import { RlsKitError } from '../../errors.js';
 import {
@@ -11,7 +10,7 @@ import {
   renderText,
   reviewDatabase,
 } from '../../review/index.js';
-import { type ClaimSchema, defineClaimSchema } from '../../tokens/claim-schema.js';
+import { loadClaimSchemaFile } from '../../tokens/load-claim-schema.js';
 import { parseFlags } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -87,7 +86,7 @@ export const reviewCommand: Command = {
     const lockTimeoutMs = milliseconds(values['lock-timeout'], 'lock-timeout');
     const statementTimeoutMs = milliseconds(values['statement-timeout'], 'statement-timeout');
     const claimSchema = values['claim-schema']
-      ? await loadClaimSchema(values['claim-schema'])
+      ? await loadClaimSchemaFile(values['claim-schema'])
       : undefined;
 
     const db = await openDatabase({ url: values['db-url'] ?? (io.env.DATABASE_URL || undefined) });
@@ -141,34 +140,4 @@ function milliseconds(text: string | undefined, flag: string): number | undefine
     );
   }
   return n;
-}
-
-async function loadClaimSchema(path: string): Promise<ClaimSchema> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new RlsKitError(
-      'ERR_CONFIG',
-      `the claim schema file ${path} cannot be read (${code === 'ENOENT' ? 'it does not exist' : code})`,
-      { cause: err },
-    );
-  }
-  let value: unknown;
-  try {
-    value = parseYaml(text, { maxAliasCount: 0 });
-  } catch (err) {
-    throw new RlsKitError('ERR_CONFIG', `the claim schema file ${path} is neither JSON nor YAML`, {
-      cause: err,
-    });
-  }
-  try {
-    return defineClaimSchema(value as Record<string, never>);
-  } catch (err) {
-    if (err instanceof RlsKitError) {
-      throw new RlsKitError(err.code, `${path}: ${err.message}`, { cause: err });
-    }
-    throw err;
-  }
 }
