@@ -550,7 +550,7 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
 
 type Compiled = { sql: string; parameters: readonly unknown[] };
 
-async function explain(trx: Transaction<BenchDb>, compiled: Compiled): Promise<string[]> {
+async function explain(trx: Kysely<BenchDb>, compiled: Compiled): Promise<string[]> {
   const r = await trx.executeQuery<{ 'QUERY PLAN': string }>(
     CompiledQuery.raw(`explain (analyze, buffers) ${compiled.sql}`, [...compiled.parameters]),
   );

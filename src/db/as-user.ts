@@ -1,4 +1,4 @@
-import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import { RlsKitError } from '../errors.js';
 import {
   type AsUserOptions,
@@ -48,7 +48,7 @@ import {
 export async function asUser<DB, T>(
   db: Kysely<DB>,
   claims: ClaimsSource,
-  fn: (trx: Transaction<DB>) => Promise<T>,
+  fn: (trx: Kysely<DB>) => Promise<T>,
   options?: AsUserOptions,
 ): Promise<T> {
   if (db.isTransaction) {
@@ -60,38 +60,64 @@ export async function asUser<DB, T>(
     );
   }
   const settings = await resolveRequestSettings(claims, options);
-  return db.transaction().execute(async (trx) => {
-    const statement = settingsStatement(db, settings);
-    let rowCount: number;
+  // The transaction is driven by hand on one connection (not db.transaction())
+  // so the end-of-request check rides in the same round trip as COMMIT.
+  return db.connection().execute(async (trx) => {
+    await trx.executeQuery(CompiledQuery.raw('begin'));
+    let value: T;
     try {
-      const result = await trx.executeQuery(CompiledQuery.raw(statement.sql, statement.parameters));
-      rowCount = result.rows.length;
+      const statement = settingsStatement(db, settings);
+      let rowCount: number;
+      try {
+        const result = await trx.executeQuery(
+          CompiledQuery.raw(statement.sql, statement.parameters),
+        );
+        rowCount = result.rows.length;
+      } catch (err) {
+        throw settingsError(db, settings, err);
+      }
+      await settingsApplied(db, settings, statement, rowCount, async (sql, parameters) => {
+        const result = await trx.executeQuery<Record<string, unknown>>(
+          CompiledQuery.raw(sql, parameters),
+        );
+        return result.rows;
+      });
+      value = await fn(trx);
     } catch (err) {
-      throw settingsError(db, settings, err);
+      await trx.executeQuery(CompiledQuery.raw('rollback')).catch(() => undefined);
+      throw err;
     }
-    await settingsApplied(db, settings, statement, rowCount, async (sql, parameters) => {
-      const result = await trx.executeQuery<Record<string, unknown>>(
-        CompiledQuery.raw(sql, parameters),
-      );
-      return result.rows;
-    });
-    const value = await fn(trx);
-    // kysely hides the connection's transaction status, so ask the server:
-    // if the callback sent COMMIT or ROLLBACK itself, the transaction-local
-    // role and claims are gone and what ran after it ran as the login user.
-    const check = await trx.executeQuery<{ ours: boolean }>(
-      CompiledQuery.raw(
-        `select pg_catalog.current_setting('request.jwt.claims', true) = $1
-            and pg_catalog.current_setting('role') = $2 as ours`,
-        [settings.values[1], settings.role],
-      ),
-    );
-    if (check.rows[0]?.ours !== true) {
+    try {
+      // One simple-protocol round trip: if the callback sent COMMIT or
+      // ROLLBACK itself, the transaction-local role is gone ('none') and
+      // what ran after it ran as the login user: raise instead of reporting
+      // success. An aborted transaction (a swallowed error) fails here too.
+      await trx.executeQuery(CompiledQuery.raw(END_OF_REQUEST));
+    } catch (err) {
+      await trx.executeQuery(CompiledQuery.raw('rollback')).catch(() => undefined);
+      const message = err instanceof Error ? err.message : String(err);
+      if (message.includes(ENDED_EARLY)) {
+        throw new RlsKitError(
+          'ERR_DB_QUERY',
+          'the callback ended the request transaction (COMMIT or ROLLBACK inside asUser); statements after it ran without the user settings: never end the transaction inside the callback',
+          { cause: err },
+        );
+      }
       throw new RlsKitError(
         'ERR_DB_QUERY',
-        'the callback ended the request transaction (COMMIT or ROLLBACK inside asUser); statements after it ran without the user settings: never end the transaction inside the callback',
+        `the request transaction could not commit (${message.split('\n')[0]}): let database errors propagate out of the callback`,
+        { cause: err },
       );
     }
     return value;
   });
 }
+
+const ENDED_EARLY = 'rls_kit: request transaction ended inside the callback';
+
+/** Checked end of a request: the role is still the transaction-local one, then COMMIT. */
+const END_OF_REQUEST = `do $rls_kit$ begin
+  if pg_catalog.current_setting('role') = 'none' then
+    raise exception '${ENDED_EARLY}';
+  end if;
+end $rls_kit$; commit`;
