@@ -2,11 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/command.js';
-import { runCli } from '../src/cli/main.js';
+import { runCliCaptured } from './helpers/cli.js';
 
 interface Run {
   code: number;
@@ -14,26 +12,7 @@ interface Run {
   stderr: string;
 }
 
-async function cli(argv: string[], stdin = ''): Promise<Run> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
-  out.on('data', (c: Buffer) => chunks.out.push(c));
-  err.on('data', (c: Buffer) => chunks.err.push(c));
-  const io: CliIO = {
-    stdout: out,
-    stderr: err,
-    stdin: Readable.from([stdin]),
-    env: {},
-    isTTY: false,
-  };
-  const code = await runCli(argv, io);
-  return {
-    code,
-    stdout: Buffer.concat(chunks.out).toString('utf8'),
-    stderr: Buffer.concat(chunks.err).toString('utf8'),
-  };
-}
+const cli = (argv: string[], stdin = ''): Promise<Run> => runCliCaptured(argv, { stdin });
 
 /** A failed run: one line on stderr, no stack trace, nothing on stdout. */
 function expectOneLineError(run: Run, code: number, pattern: RegExp): void {

@@ -4,30 +4,12 @@
  * codes for bad input (1) and bad usage (2), with nothing changed.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { PassThrough, Readable } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/command.js';
-import { runCli } from '../src/cli/main.js';
+import { runCliCaptured } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
-async function cli(
-  argv: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
-  out.on('data', (c: Buffer) => chunks.out.push(c));
-  err.on('data', (c: Buffer) => chunks.err.push(c));
-  const io: CliIO = { stdout: out, stderr: err, stdin: Readable.from(['']), env, isTTY: false };
-  const code = await runCli(argv, io);
-  return {
-    code,
-    stdout: Buffer.concat(chunks.out).toString(),
-    stderr: Buffer.concat(chunks.err).toString(),
-  };
-}
+const cli = (argv: string[], env: NodeJS.ProcessEnv = {}) => runCliCaptured(argv, { env });
 
 let db: TestDatabase;
 let blank: TestDatabase;

@@ -2,13 +2,12 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/command.js';
 import { runCli } from '../src/cli/main.js';
 import { initProject } from '../src/db/init-project.js';
 import { KIT_MIGRATIONS_DIR } from '../src/db/migrate.js';
 import { isRlsKitError } from '../src/errors.js';
+import { memoryIO } from './helpers/cli.js';
 
 /*
  * `init` copies the kit's migrations into a Supabase project: fresh, strictly
@@ -125,28 +124,6 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const f of (await readdir(dir)).sort()) out[f] = await readFile(path.join(dir, f), 'utf8');
   return out;
-}
-
-function memoryIO(): CliIO & { out(): string; err(): string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  stderr.on('data', (c: Buffer) => {
-    err += c.toString();
-  });
-  return {
-    stdout,
-    stderr,
-    stdin: Readable.from([]),
-    env: {},
-    isTTY: false,
-    out: () => out,
-    err: () => err,
-  };
 }
 
 describe('rls-kit init', () => {

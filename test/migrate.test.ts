@@ -3,12 +3,10 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/command.js';
 import { runCli } from '../src/cli/main.js';
 import { initProject } from '../src/db/init-project.js';
 import {
@@ -19,6 +17,7 @@ import {
   runSqlFile,
 } from '../src/db/migrate.js';
 import { isRlsKitError, RlsKitError } from '../src/errors.js';
+import { memoryIO } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 /*
@@ -502,41 +501,20 @@ describe('runSqlFile', () => {
   });
 });
 
-/** In-memory streams for runCli. */
-function memoryIO(env: NodeJS.ProcessEnv = {}): CliIO & { out(): string; err(): string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  stderr.on('data', (c: Buffer) => {
-    err += c.toString();
-  });
-  return {
-    stdout,
-    stderr,
-    stdin: Readable.from([]),
-    env,
-    isTTY: false,
-    out: () => out,
-    err: () => err,
-  };
-}
+const cliIO = (env: NodeJS.ProcessEnv = {}) => memoryIO({ env });
 
 describe('rls-kit migrate', () => {
   it('prints the summary to stderr and a JSON line to stdout', async () => {
     const url = await freshDb();
     const dir = await project({ '20240101000001_a.sql': 'select 1;', '20240101000002_b.sql': '' });
-    const io = memoryIO();
+    const io = cliIO();
     expect(await runCli(['migrate', '--db-url', url, '--dir', dir], io)).toBe(0);
     expect(JSON.parse(io.out())).toEqual({
       applied: ['20240101000001_a.sql', '20240101000002_b.sql'],
       skipped: [],
     });
     expect(io.err()).toContain('2 applied, 0 already applied');
-    const again = memoryIO({ DATABASE_URL: url }); // DATABASE_URL is the default
+    const again = cliIO({ DATABASE_URL: url }); // DATABASE_URL is the default
     expect(await runCli(['migrate', '--dir', dir], again)).toBe(0);
     expect(JSON.parse(again.out())).toEqual({
       applied: [],
@@ -550,7 +528,7 @@ describe('rls-kit migrate', () => {
       'mysql://u:hunter2@127.0.0.1/db',
       'postgresql://u:hunter2@127.0.0.1:1/db',
     ]) {
-      const io = memoryIO();
+      const io = cliIO();
       expect(await runCli(['migrate', '--db-url', url], io)).toBe(1);
       expect(io.out()).toBe('');
       expect(io.err().trimEnd().split('\n')).toHaveLength(1);
@@ -562,7 +540,7 @@ describe('rls-kit migrate', () => {
   it('exits 1 naming file and line for a broken migration', async () => {
     const url = await freshDb();
     const dir = await project({ '20240101000001_x.sql': 'select 1;\nselect * from nope;\n' });
-    const io = memoryIO();
+    const io = cliIO();
     expect(await runCli(['migrate', '--db-url', url, '--dir', dir], io)).toBe(1);
     expect(io.err()).toContain(
       'rls-kit: migration 20240101000001_x.sql failed at line 2, column 15: relation "nope" does not exist (SQLSTATE 42P01) [ERR_MIGRATION]\n',
@@ -570,7 +548,7 @@ describe('rls-kit migrate', () => {
   });
 
   it('exits 2 for an unknown flag', async () => {
-    const io = memoryIO();
+    const io = cliIO();
     expect(await runCli(['migrate', '--nope'], io)).toBe(2);
     expect(io.err()).toContain('--nope');
   });

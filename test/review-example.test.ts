@@ -1,13 +1,12 @@
-import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/command.js';
 import { runCli } from '../src/cli/main.js';
 import { renderJson } from '../src/review/render-json.js';
 import { renderMarkdown } from '../src/review/render-markdown.js';
 import { renderText } from '../src/review/render-text.js';
 import { reviewDatabase } from '../src/review/review-database.js';
 import type { MatrixRow, ReviewReport } from '../src/review/types.js';
+import { memoryIO } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 let db: TestDatabase;
@@ -147,27 +146,11 @@ describe('review of the example app (kit migrations + example + seed)', () => {
 });
 
 describe('rls-kit review (CLI)', () => {
-  function memoryIO(isTTY = false): CliIO & { out: () => string; err: () => string } {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (c) => (out += c));
-    stderr.on('data', (c) => (err += c));
-    return {
-      stdout,
-      stderr,
-      stdin: new PassThrough(),
-      env: {},
-      isTTY,
-      out: () => out,
-      err: () => err,
-    };
-  }
+  const cliIO = (isTTY = false) => memoryIO({ isTTY });
 
   it('prints the report in each format and exits 0 without --fail-on', async () => {
     for (const format of ['text', 'json', 'markdown', 'html']) {
-      const io = memoryIO();
+      const io = cliIO();
       const code = await runCli(
         ['review', '--db-url', db.url, '--format', format, '--no-matrix'],
         io,
@@ -179,7 +162,7 @@ describe('rls-kit review (CLI)', () => {
   });
 
   it('colours text on a TTY only', async () => {
-    const tty = memoryIO(true);
+    const tty = cliIO(true);
     await runCli(['review', '--db-url', db.url, '--no-matrix'], tty);
     expect(tty.out()).toContain('\u001b[');
   });
@@ -190,7 +173,7 @@ describe('rls-kit review (CLI)', () => {
       ['--fail-on', 'fatal'],
       ['--lock-timeout', 'soon'],
     ]) {
-      const io = memoryIO();
+      const io = cliIO();
       expect(await runCli(['review', '--db-url', db.url, ...args], io)).toBe(2);
       expect(io.err().trim().split('\n')).toHaveLength(1);
     }

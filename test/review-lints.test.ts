@@ -1,15 +1,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/command.js';
 import { runCli } from '../src/cli/main.js';
 import { LINTS, type LintId } from '../src/review/lint.js';
 import type { Persona } from '../src/review/persona.js';
 import { reviewDatabase } from '../src/review/review-database.js';
 import type { ReviewReport } from '../src/review/types.js';
+import { memoryIO } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 const FIXTURES = path.join(
@@ -154,24 +153,6 @@ describe('lint details', () => {
 });
 
 describe('rls-kit review --fail-on', () => {
-  function memoryIO(): CliIO & { out: () => string; err: () => string } {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (c) => (out += c));
-    stderr.on('data', (c) => (err += c));
-    return {
-      stdout,
-      stderr,
-      stdin: new PassThrough(),
-      env: {},
-      isTTY: false,
-      out: () => out,
-      err: () => err,
-    };
-  }
-
   it('exits 1 when a finding at or above the level exists, else 0', async () => {
     await client.query(`
       create schema fail_info;

@@ -1,29 +1,10 @@
-import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/command.js';
 import { runTour } from '../src/cli/tour.js';
+import { memoryIO } from './helpers/cli.js';
 import { serverUrl } from './helpers/db.js';
 
 const database = `rls_kit_t_tour_${process.pid}`;
-
-function memoryIO(): CliIO & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => (out += c));
-  stderr.on('data', (c) => (err += c));
-  return {
-    stdout,
-    stderr,
-    stdin: new PassThrough(),
-    env: {},
-    isTTY: false,
-    out: () => out,
-    err: () => err,
-  };
-}
 
 afterAll(async () => {
   const admin = new pg.Client({ connectionString: serverUrl() });

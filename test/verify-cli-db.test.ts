@@ -8,37 +8,13 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIO } from '../src/cli/command.js';
-import { runCli } from '../src/cli/main.js';
+import { runCliCaptured } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { AUD, ISS, kitToken, makeKey } from './helpers/tokens.js';
 
-async function cli(
-  argv: string[],
-  stdin = '',
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
-  out.on('data', (c: Buffer) => chunks.out.push(c));
-  err.on('data', (c: Buffer) => chunks.err.push(c));
-  const io: CliIO = {
-    stdout: out,
-    stderr: err,
-    stdin: Readable.from([stdin]),
-    env: {},
-    isTTY: false,
-  };
-  const code = await runCli(['verify', ...argv], io);
-  return {
-    code,
-    stdout: Buffer.concat(chunks.out).toString(),
-    stderr: Buffer.concat(chunks.err).toString(),
-  };
-}
+const cli = (argv: string[], stdin = '') => runCliCaptured(['verify', ...argv], { stdin });
 
 const key = makeKey('ES256');
 let db: TestDatabase;
