@@ -57,8 +57,9 @@ describe('rls-kit revoke', () => {
       'revoke',
       '--db-url',
       db.url,
-      '--jti',
-      jti,
+      // `=`: a base64url jti may start with '-', which parseArgs would
+      // otherwise take for an option (1 run in 64 failed that way).
+      `--jti=${jti}`,
       '--exp',
       exp,
       '--reason',
@@ -78,7 +79,9 @@ describe('rls-kit revoke', () => {
   it('--jti with --exp as epoch seconds, and --db-url from DATABASE_URL', async () => {
     const jti = randomBytes(16).toString('base64url');
     const exp = Math.floor(Date.now() / 1000) + 600;
-    const run = await cli(['revoke', '--jti', jti, '--exp', String(exp)], { DATABASE_URL: db.url });
+    const run = await cli(['revoke', `--jti=${jti}`, '--exp', String(exp)], {
+      DATABASE_URL: db.url,
+    });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).expires_at).toBe(new Date(exp * 1000).toISOString());
     expect(await status({ sub: randomUUID(), iat: iat(), jti })).toBe('token_revoked');
@@ -134,6 +137,18 @@ describe('rls-kit revoke', () => {
       expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
     }
     expect(await counts()).toEqual(before);
+  });
+
+  it('a jti starting with a dash: one-line hint to use --jti=…, and that form works', async () => {
+    const jti = `-${randomBytes(15).toString('base64url')}`;
+    const exp = new Date(Date.now() + 3_600_000).toISOString();
+    const bad = await cli(['revoke', '--db-url', db.url, '--jti', jti, '--exp', exp]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toContain('--jti=-XYZ');
+    const good = await cli(['revoke', '--db-url', db.url, `--jti=${jti}`, '--exp', exp]);
+    expect(good.code).toBe(0);
+    expect(JSON.parse(good.stdout).jti).toBe(jti);
   });
 
   it('rejects bad usage with exit 2', async () => {

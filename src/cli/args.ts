@@ -26,7 +26,16 @@ export function parseFlags<O extends Options>(
   try {
     return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (err) {
-    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    // parseArgs explains itself over several lines (e.g. "use '--jti=-XYZ'
+    // for a value starting with a dash"): keep all of it, on one line.
+    const message =
+      err instanceof Error
+        ? err.message
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean)
+            .join(' ')
+        : String(err);
     throw new RlsKitError('ERR_USAGE', `${message} (see: rls-kit ${command} --help)`, {
       cause: err,
     });
