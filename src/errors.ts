@@ -59,6 +59,7 @@ export type RlsKitErrorCode =
   | 'ERR_TOKEN_TTL'
   | 'ERR_TOKEN_SIZE'
   | 'ERR_REVOCATION_UNAVAILABLE'
+  | 'ERR_REVOKE_INPUT'
   // refresh tokens
   | 'ERR_REFRESH_INVALID'
   | 'ERR_REFRESH_EXPIRED'

@@ -116,7 +116,7 @@ describe('rls-kit revoke', () => {
     expect(await status({ sub: randomUUID(), iat: iat(), sid })).toBe('session_revoked');
   });
 
-  it('rejects malformed input with one line, exit 1, nothing changed', async () => {
+  it('rejects malformed input with one line, ERR_REVOKE_INPUT, exit 1, nothing changed', async () => {
     const future = new Date(Date.now() + 3_600_000).toISOString();
     const before = await counts();
     const cases: [string[], RegExp][] = [
@@ -134,8 +134,20 @@ describe('rls-kit revoke', () => {
       expect([argv, run.code]).toEqual([argv, 1]);
       expect(run.stdout).toBe('');
       expect(run.stderr).toMatch(message);
+      expect(run.stderr).toMatch(/ \[ERR_REVOKE_INPUT\]\n$/);
       expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
     }
+    const longReason = await cli([
+      'revoke',
+      '--db-url',
+      db.url,
+      '--sub',
+      randomUUID(),
+      '--reason',
+      'r'.repeat(1001),
+    ]);
+    expect(longReason.code).toBe(1);
+    expect(longReason.stderr).toMatch(/--reason is over 1000 characters \[ERR_REVOKE_INPUT\]\n$/);
     expect(await counts()).toEqual(before);
   });
 
@@ -202,16 +214,32 @@ describe('rls-kit revocations', () => {
     expect(bad.code).toBe(2);
   });
 
-  it('purge deletes what expired and prints the count', async () => {
+  it('purge deletes expired revocations and expired refresh families, and prints both counts', async () => {
     // Rows already past their expiry (written directly: revoke_token refuses a past expiry).
     await sql.query(
       "insert into rls_kit.revoked_tokens (jti, expires_at) select 'old-' || g, now() - interval '1 minute' from generate_series(1, 3) g",
     );
+    // Two refresh families: one past its absolute end (2 rows: used parent + child), one live.
+    const dead = randomUUID();
+    const live = randomUUID();
+    await sql.query(
+      `insert into rls_kit.refresh_tokens (hash, family, parent, sub, expires_at, idle_expires_at, used_at)
+       values (sha256($1::bytea), $3, null, $5, now() - interval '1 second', now() - interval '1 second', now() - interval '1 hour'),
+              (sha256($2::bytea), $3, sha256($1::bytea), $5, now() - interval '1 second', now() - interval '1 second', null),
+              (sha256($6::bytea), $4, null, $5, now() + interval '1 day', now() + interval '1 hour', null)`,
+      [randomBytes(32), randomBytes(32), dead, live, randomUUID(), randomBytes(32)],
+    );
     const run = await cli(['revocations', 'purge', '--db-url', db.url]);
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toEqual({ purged: 3 });
+    expect(JSON.parse(run.stdout)).toEqual({ revocations: 3, refresh_tokens: 2 });
+    expect(run.stderr).toBe('purged 3 expired revocations and 2 refresh tokens\n');
+    const { rows } = await sql.query<{ family: string }>(
+      'select family::text from rls_kit.refresh_tokens where family = any($1::uuid[])',
+      [[dead, live]],
+    );
+    expect(rows).toEqual([{ family: live }]);
     const again = await cli(['revocations', 'purge', '--db-url', db.url]);
-    expect(JSON.parse(again.stdout)).toEqual({ purged: 0 });
+    expect(JSON.parse(again.stdout)).toEqual({ revocations: 0, refresh_tokens: 0 });
   });
 
   it('a database without the kit: ERR_MIGRATION, exit 1', async () => {

@@ -116,9 +116,10 @@ export const revocationsListCommand: Command = {
 };
 
 /**
- * `rls-kit revocations purge [--db-url URL]` — `rls_kit.purge_expired()`:
- * drops revoked tokens past their expiry and ended sessions past their
- * retention; prints `{"purged":N}`.
+ * `rls-kit revocations purge [--db-url URL]` — `rls_kit.purge_expired()`
+ * (revoked tokens past their expiry, ended sessions past their retention)
+ * and `rls_kit.purge_refresh_tokens()` (refresh families past their absolute
+ * end), in one transaction; prints `{"revocations":N,"refresh_tokens":M}`.
  *
  * @example
  * ```sh
@@ -127,24 +128,32 @@ export const revocationsListCommand: Command = {
  */
 export const revocationsPurgeCommand: Command = {
   path: ['revocations', 'purge'],
-  summary: 'delete revocations that can no longer matter (rls_kit.purge_expired)',
+  summary:
+    'delete revocations and refresh tokens that can no longer matter (rls_kit.purge_expired, rls_kit.purge_refresh_tokens)',
   usage:
     'rls-kit revocations purge [--db-url URL]\n\n' +
-    '  --db-url URL  the database (default: DATABASE_URL, else the embedded database)',
+    '  --db-url URL  the database (default: DATABASE_URL, else the embedded database)\n\n' +
+    'Prints {"revocations":N,"refresh_tokens":M}: rows of the revocation tables and of\n' +
+    'rls_kit.refresh_tokens deleted.',
   async run(args, io) {
     const { values } = parseFlags(args, { 'db-url': { type: 'string' } }, 'revocations purge');
     return withClient(values['db-url'], io, async (client, url) => {
-      let purged: number;
+      let revocations: number;
+      let refreshTokens: number;
       try {
-        const { rows } = await client.query<{ n: string }>(
-          'select rls_kit.purge_expired()::text as n',
+        // One statement, so both purges commit or neither does.
+        const { rows } = await client.query<{ r: string; f: string }>(
+          'select rls_kit.purge_expired()::text as r, rls_kit.purge_refresh_tokens()::text as f',
         );
-        purged = Number(rows[0]?.n ?? 0);
+        revocations = Number(rows[0]?.r ?? 0);
+        refreshTokens = Number(rows[0]?.f ?? 0);
       } catch (err) {
         throw queryError(err, url, 'purging revocations');
       }
-      io.stdout.write(`${JSON.stringify({ purged })}\n`);
-      io.stderr.write(`purged ${purged} expired revocation${purged === 1 ? '' : 's'}\n`);
+      io.stdout.write(`${JSON.stringify({ revocations, refresh_tokens: refreshTokens })}\n`);
+      io.stderr.write(
+        `purged ${revocations} expired revocation${revocations === 1 ? '' : 's'} and ${refreshTokens} refresh token${refreshTokens === 1 ? '' : 's'}\n`,
+      );
       return 0;
     });
   },

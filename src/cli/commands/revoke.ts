@@ -10,9 +10,13 @@ const JTI_RE = /^[\x21-\x7e]{1,255}$/;
 /** RFC 3339 date-time with an explicit offset: a bare local time would depend on the machine's zone. */
 const ISO_RE = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})$/;
 
-/** Input rejected before any database work: exit 1, as DESIGN.md asks for rejected input. */
+/**
+ * Input rejected before any database work (`ERR_REVOKE_INPUT`): exit 1, as
+ * DESIGN.md asks for rejected input; bad flag combinations are `ERR_USAGE`
+ * (exit 2).
+ */
 function rejected(message: string): RlsKitError {
-  return new RlsKitError('ERR_TOKEN_CLAIMS', message);
+  return new RlsKitError('ERR_REVOKE_INPUT', message);
 }
 
 function usage(message: string): RlsKitError {
