@@ -211,6 +211,24 @@ describe('createRevocationList', () => {
     await until(() => list.inSync && list.isRevoked(c) === true);
   });
 
+  it('a deletion lifts a live denial only through a resync: a forged "-" changes nothing', async () => {
+    const { list } = await startList();
+    const c = claims();
+    await revokeJti(c.jti);
+    await until(() => list.isRevoked(c) === true);
+    // Anyone who can NOTIFY could send this; the row is still in the table.
+    await admin.query('select pg_notify($1, $2)', [
+      'rls_kit_revocations',
+      JSON.stringify({ t: 'jti', op: '-', v: [c.jti] }),
+    ]);
+    await new Promise((r) => setTimeout(r, 100));
+    await until(() => list.inSync);
+    expect(list.isRevoked(c)).toBe(true);
+    // A real deletion (an administrator lifting the denial) is honoured, after the resync.
+    await admin.query('delete from rls_kit.revoked_tokens where jti = $1', [c.jti]);
+    await until(() => list.inSync && list.isRevoked(c) === false);
+  });
+
   it('reconnects after pg_terminate_backend and resyncs what it missed', async () => {
     const { list, app } = await startList({ backoffMs: { initial: 400, max: 400 } });
     const c = claims();
@@ -406,6 +424,8 @@ describe('revocation lists in 4 separate processes', () => {
         `revocation-list: 4 processes x 50 revocations, from the revoke call to seen: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`,
       );
       expect(latencies).toHaveLength(200);
+      // The requirement itself (issue 4): seen in 4 processes within 100 ms at p99.
+      expect(pct(0.99)).toBeLessThanOrEqual(100);
     } finally {
       for (const c of children) {
         c.proc.stdin.end('\n');

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { RlsKitError } from '../errors.js';
 import type { RevocationCheck } from '../tokens/revocation-check.js';
 import type { VerifiedClaims } from '../tokens/verified-claims.js';
+import { createPostgresTransport } from './create-postgres-transport.js';
 import { parseRevocationNotification, type RevocationNotification } from './parse-notification.js';
 import {
   createRevocationStore,
@@ -9,16 +10,11 @@ import {
   type RevocationStore,
   sweepExpired,
 } from './revocation-store.js';
-
-/**
- * The channel the revocation migration's triggers notify.
- *
- * @example
- * ```ts
- * await client.query(`listen ${REVOCATION_CHANNEL}`);
- * ```
- */
-export const REVOCATION_CHANNEL = 'rls_kit_revocations';
+import type {
+  RevocationTransport,
+  RevocationTransportConnection,
+  RevocationTransportHandlers,
+} from './transport.js';
 
 /** How long `rls_kit.revoke_session` keeps an ended session (its `expires_at`). */
 const SESSION_RETENTION_SEC = 7 * 24 * 3600;
@@ -41,11 +37,18 @@ export interface RevocationListOptions {
   /** Past that bound: ask `rls_kit.token_status` (`'check-db'`, default) or refuse (`'reject'`). */
   onStale?: 'check-db' | 'reject';
   /**
-   * Makes the dedicated LISTEN connection (a new one on every reconnect).
-   * Default: a `pg.Client` from `url`, else from the pool's options. Never a
-   * pooled connection: LISTEN belongs to one session for its whole life.
+   * Makes the dedicated LISTEN connection of the default (Postgres)
+   * transport (a new one on every reconnect). Default: a `pg.Client` from
+   * `url`, else from the pool's options. Never a pooled connection: LISTEN
+   * belongs to one session for its whole life.
    */
   listenClient?: () => pg.Client;
+  /**
+   * How revocations reach this list. Default: LISTEN on a dedicated
+   * Postgres connection (`createPostgresTransport`). For many nodes:
+   * `createRedisTransport` (snapshots then come from `pool`).
+   */
+  transport?: RevocationTransport;
   /** Reconnect backoff: first delay and ceiling in ms (default 100 and 5000). */
   backoffMs?: { initial?: number; max?: number };
   /** How often expired entries are swept (default 60000 ms). */
@@ -144,24 +147,17 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     options.pool ?? new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
   // An idle pooled connection dying must not crash the process; the next query reports it.
   if (ownPool) pool.on('error', () => undefined);
-  const makeClient =
-    options.listenClient ??
-    (() =>
-      new pg.Client(
-        // keepAlive and a connect timeout: a black-holed server must end in a reconnect, not a hang.
-        url !== undefined
-          ? { connectionString: url, keepAlive: true, connectionTimeoutMillis: 5000 }
-          : { ...pool.options, keepAlive: true, connectionTimeoutMillis: 5000 },
-      ));
+  const transport =
+    options.transport ?? createPostgresTransport({ url, pool, listenClient: options.listenClient });
 
   let store: RevocationStore = createRevocationStore();
   let synced = false;
   let everSynced = false;
   let lostAt = Date.now();
   let stopped = true;
-  /** Bumped whenever a listener is abandoned, so its late events are ignored. */
+  /** Bumped whenever a connection is abandoned, so its late events are ignored. */
   let generation = 0;
-  let listener: pg.Client | undefined;
+  let listener: RevocationTransportConnection | undefined;
   let attempts = 0;
   let reconnectTimer: NodeJS.Timeout | undefined;
   let sweepTimer: NodeJS.Timeout | undefined;
@@ -180,8 +176,9 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       cause === undefined ? undefined : { cause },
     );
 
-  const markLost = () => {
-    if (synced) lostAt = Date.now();
+  /** `since`: when the source was last known complete (a transport may know it lost sync earlier). */
+  const markLost = (since?: number) => {
+    if (synced) lostAt = Math.min(Date.now(), since ?? Number.POSITIVE_INFINITY);
     synced = false;
   };
 
@@ -195,7 +192,24 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     const map = n.t === 'jti' ? s.tokens : n.t === 'sub' ? s.subjects : s.sessions;
     const norm = n.t === 'jti' ? (k: string) => k : (k: string) => k.toLowerCase();
     if (n.op === '+') for (const [k, x] of n.v) map.set(norm(k), x);
-    else if (n.op === '-') for (const k of n.v) map.delete(norm(k));
+    else if (n.op === '-') {
+      // A deletion only ever lifts a denial, so it is never taken on a
+      // message's word: purge_expired deletes rows already past their
+      // expiry (dropped here too), anything else — an un-banned subject, a
+      // hand-deleted row, or a forged message on a shared channel — makes
+      // the list ask the tables.
+      const now = nowSec();
+      for (const k of n.v) {
+        const key = norm(k);
+        const x = map.get(key);
+        if (x === undefined) continue;
+        if (n.t !== 'sub' && x <= now) map.delete(key);
+        else {
+          requestResync();
+          return;
+        }
+      }
+    }
   };
 
   const onNotification = (payload: string | undefined) => {
@@ -210,21 +224,26 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   };
 
   const requestResync = () => {
-    const client = listener;
-    if (client === undefined) return; // the reconnect loads anyway
+    const conn = listener;
+    if (conn === undefined) return; // the reconnect loads anyway
     markLost();
     resyncRequested = true;
     if (!resyncing) {
       const gen = generation;
-      load(gen, client).catch((err) => lose(gen, client, err));
+      load(gen, conn).catch((err) => lose(gen, err));
     }
   };
 
-  const loadOnce = async (gen: number, client: pg.Client) => {
+  const loadOnce = async (gen: number, conn: RevocationTransportConnection) => {
     pending = [];
     const fresh = createRevocationStore();
-    await client.query('begin isolation level repeatable read read only');
+    // Whatever the transport delivers from now on is covered by this snapshot or arrives after it.
+    conn.snapshotStarting?.();
+    const lent = conn.snapshotClient;
+    const client: pg.ClientBase = lent ?? (await pool.connect());
+    let broken: unknown;
     try {
+      await client.query('begin isolation level repeatable read read only');
       const tokens = await client.query<[string, number]>({
         text: 'select jti, ceil(extract(epoch from expires_at))::float8 from rls_kit.revoked_tokens where expires_at > now()',
         rowMode: 'array',
@@ -240,8 +259,15 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       for (const [k, x] of tokens.rows) fresh.tokens.set(k, x);
       for (const [k, x] of subjects.rows) fresh.subjects.set(k, x);
       for (const [k, x] of sessions.rows) fresh.sessions.set(k, x);
+    } catch (err) {
+      broken = err;
+      throw err;
     } finally {
       await client.query('commit').catch(() => undefined);
+      // A pooled client that failed is destroyed, not handed out again.
+      if (lent === undefined) {
+        (client as pg.PoolClient).release(broken instanceof Error ? broken : undefined);
+      }
     }
     if (gen !== generation) return false;
     const queued = pending;
@@ -251,12 +277,12 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     return true;
   };
 
-  const load = async (gen: number, client: pg.Client) => {
+  const load = async (gen: number, conn: RevocationTransportConnection) => {
     resyncing = true;
     try {
       do {
         resyncRequested = false;
-        if (!(await loadOnce(gen, client))) return;
+        if (!(await loadOnce(gen, conn))) return;
       } while (resyncRequested);
       synced = true;
       everSynced = true;
@@ -266,35 +292,40 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     }
   };
 
-  const lose = (gen: number, client: pg.Client, _err?: unknown) => {
+  const lose = (gen: number, _err?: unknown, since?: number) => {
     if (gen !== generation) return;
     generation++;
-    markLost();
+    markLost(since);
+    const conn = listener;
     listener = undefined;
-    client.removeAllListeners('notification');
-    client.end().catch(() => undefined);
+    heartbeatPending = false;
+    conn?.close().catch(() => undefined);
     if (!stopped) scheduleReconnect();
   };
 
   const connect = async () => {
     const gen = ++generation;
-    const client = makeClient();
-    client.on('error', (err) => lose(gen, client, err));
-    client.on('end', () => lose(gen, client));
-    client.on('notification', (msg) => {
-      if (gen === generation && msg.channel === REVOCATION_CHANNEL) onNotification(msg.payload);
-    });
+    const handlers: RevocationTransportHandlers = {
+      message: (payload) => {
+        if (gen === generation) onNotification(payload);
+      },
+      resync: () => {
+        if (gen === generation) requestResync();
+      },
+      lost: (err, since) => lose(gen, err, since),
+    };
+    let conn: RevocationTransportConnection | undefined;
     try {
-      await client.connect();
-      // LISTEN before loading: whatever commits after the snapshot arrives as a notification.
-      await client.query(`listen ${REVOCATION_CHANNEL}`);
+      // Subscribe before loading: whatever commits after the snapshot arrives as a message.
+      conn = await transport.open(handlers);
       if (gen !== generation) throw new Error('superseded');
-      listener = client;
-      await load(gen, client);
+      listener = conn;
+      await load(gen, conn);
       if (gen !== generation) throw new Error('superseded');
       attempts = 0;
     } catch (err) {
-      lose(gen, client, err);
+      if (conn !== undefined && listener !== conn) conn.close().catch(() => undefined);
+      lose(gen, err);
       throw err;
     }
   };
@@ -311,25 +342,30 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   };
 
   const heartbeat = () => {
-    const client = listener;
-    if (client === undefined || resyncing) return;
+    const conn = listener;
+    if (conn === undefined || resyncing) return;
     const gen = generation;
     if (heartbeatPending) {
       // The last probe never answered: the socket is dead or the server hangs.
       heartbeatPending = false;
-      lose(gen, client, new Error('heartbeat timed out'));
+      lose(gen, new Error('heartbeat timed out'));
       return;
     }
     heartbeatPending = true;
-    client.query('select 1').then(
+    conn.probe().then(
       () => {
         if (gen === generation) heartbeatPending = false;
       },
       (err) => {
-        heartbeatPending = false;
-        lose(gen, client, err);
+        if (gen === generation) heartbeatPending = false;
+        lose(gen, err);
       },
     );
+  };
+
+  /** Tells other nodes at once (Redis); best effort, the database's notification follows anyway. */
+  const announce = (payload: unknown) => {
+    transport.publish?.(JSON.stringify(payload)).catch(() => undefined);
   };
 
   const checkDatabase = async (claims: Readonly<Record<string, unknown>>): Promise<boolean> => {
@@ -383,12 +419,13 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       if (sweepTimer !== undefined) clearInterval(sweepTimer);
       if (heartbeatTimer !== undefined) clearInterval(heartbeatTimer);
       reconnectTimer = sweepTimer = heartbeatTimer = undefined;
-      const client = listener;
+      const conn = listener;
       generation++;
       listener = undefined;
       markLost();
       everSynced = false;
-      await client?.end().catch(() => undefined);
+      await conn?.close().catch(() => undefined);
+      await transport.dispose?.().catch(() => undefined);
       if (ownPool) await pool.end().catch(() => undefined);
     },
 
@@ -418,6 +455,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       ]);
       const exp = Math.ceil(expires.getTime() / 1000);
       applyLocal((s) => s.tokens.set(input.jti, Math.max(exp, s.tokens.get(input.jti) ?? 0)));
+      announce({ t: 'jti', op: '+', v: [[input.jti, exp]] });
     },
 
     async revokeSubject(sub, opts = {}) {
@@ -429,6 +467,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       const sec = Math.floor(cutoff.getTime() / 1000);
       const key = sub.toLowerCase();
       applyLocal((s) => s.subjects.set(key, Math.max(sec, s.subjects.get(key) ?? 0)));
+      announce({ t: 'sub', op: '+', v: [[key, sec]] });
       return cutoff;
     },
 
@@ -440,6 +479,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       const key = sessionId.toLowerCase();
       const exp = Math.ceil(nowSec()) + SESSION_RETENTION_SEC;
       applyLocal((s) => s.sessions.set(key, Math.max(exp, s.sessions.get(key) ?? 0)));
+      announce({ t: 'sid', op: '+', v: [[key, exp]] });
     },
 
     get size() {

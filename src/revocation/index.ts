@@ -14,8 +14,12 @@
  * @module
  */
 export {
-  createRevocationList,
+  createPostgresTransport,
+  type PostgresTransportOptions,
   REVOCATION_CHANNEL,
+} from './create-postgres-transport.js';
+export {
+  createRevocationList,
   type RevocationList,
   type RevocationListOptions,
   type RevokeTokenInput,
@@ -31,3 +35,8 @@ export {
   type RevocationStore,
   sweepExpired,
 } from './revocation-store.js';
+export type {
+  RevocationTransport,
+  RevocationTransportConnection,
+  RevocationTransportHandlers,
+} from './transport.js';
