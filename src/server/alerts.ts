@@ -83,6 +83,11 @@ export interface AlertThresholds {
   minBaselineRate: number;
   /** After an alert, the same event stays quiet this long (seconds), however high its rate. */
   cooldownSeconds: number;
+  /**
+   * No alerts this long after the detector starts (seconds): the baseline
+   * is learned first, so a restart of a busy service does not look like a spike.
+   */
+  warmupSeconds: number;
 }
 
 /**
@@ -98,6 +103,7 @@ export const DEFAULT_ALERT_THRESHOLDS: Readonly<AlertThresholds> = Object.freeze
   minCount: 20,
   minBaselineRate: 0.05,
   cooldownSeconds: 600,
+  warmupSeconds: 120,
 });
 
 const EVENT_DEFAULTS: Readonly<Partial<Record<AlertEvent, Partial<AlertThresholds>>>> = {
@@ -194,6 +200,10 @@ interface Track {
   sum: number;
   /** Absolute index (clock / bucketMs) of the newest bucket. */
   bucket: number;
+  /** The EWMA before bias correction (it starts at 0). */
+  raw: number;
+  /** Closed buckets so far (for the bias correction). */
+  closed: number;
   baseline: number;
   /** Weight of the newest closed bucket in the EWMA. */
   readonly alpha: number;
@@ -205,7 +215,9 @@ interface Track {
  * count of the last `windowSeconds` (in `bucketSeconds` buckets) and a
  * baseline: an exponentially weighted moving average of the per-bucket
  * rate with time constant `baselineSeconds`, fed each bucket as it closes
- * (so a sudden spike barely moves its own baseline). It works on `record`
+ * (so a sudden spike barely moves its own baseline), bias-corrected so
+ * that it is the plain mean while the history is short. No alerts during
+ * the first `warmupSeconds`. It works on `record`
  * only: no timers, nothing to stop, and with an injected clock every
  * decision is deterministic.
  *
@@ -226,9 +238,9 @@ export function createAlertDetector(options: AlertDetectorOptions): AlertDetecto
     throw new RlsKitError('ERR_CONFIG', 'createAlertDetector needs a logger with a warn method');
   }
   const clock = options.clock ?? Date.now;
+  const startedAt = clock();
   const listeners = new Set<(alert: TokenAlert) => void>();
   const tracks = new Map<AlertEvent, Track>();
-  const now0 = clock();
   for (const event of ALERT_EVENTS) {
     const t = checkThresholds(
       {
@@ -246,7 +258,9 @@ export function createAlertDetector(options: AlertDetectorOptions): AlertDetecto
       bucketMs,
       ring: new Array<number>(t.windowSeconds / t.bucketSeconds).fill(0),
       sum: 0,
-      bucket: Math.floor(now0 / bucketMs),
+      bucket: Math.floor(startedAt / bucketMs),
+      raw: 0,
+      closed: 0,
       baseline: 0,
       alpha: 1 - Math.exp(-t.bucketSeconds / t.baselineSeconds),
       quietUntil: Number.NEGATIVE_INFINITY,
@@ -264,13 +278,18 @@ export function createAlertDetector(options: AlertDetectorOptions): AlertDetecto
     const walk = Math.min(steps, size);
     for (let i = 1; i <= walk; i++) {
       const closing = track.ring[(track.bucket + i - 1) % size]!;
-      track.baseline += track.alpha * (closing * perBucket - track.baseline);
+      track.raw += track.alpha * (closing * perBucket - track.raw);
       const slot = (track.bucket + i) % size;
       track.sum -= track.ring[slot]!;
       track.ring[slot] = 0;
     }
     // ...and decay the baseline in closed form over a longer silence (every bucket in it was 0).
-    if (steps > walk) track.baseline *= (1 - track.alpha) ** (steps - walk);
+    if (steps > walk) track.raw *= (1 - track.alpha) ** (steps - walk);
+    track.closed += steps;
+    // Bias-corrected: an EWMA started at 0 underestimates until it has seen ~baselineSeconds;
+    // dividing by the weight seen so far makes the early baseline the mean of the buckets so far.
+    const seen = 1 - (1 - track.alpha) ** track.closed;
+    track.baseline = seen > 0 ? track.raw / seen : 0;
     track.bucket = target;
   };
 
@@ -288,6 +307,7 @@ export function createAlertDetector(options: AlertDetectorOptions): AlertDetecto
     track.ring[track.bucket % track.ring.length]! += n;
     track.sum += n;
     if (now < track.quietUntil || track.sum < track.t.minCount) return;
+    if (now - startedAt < track.t.warmupSeconds * 1000) return;
     const s = stateOf(track);
     if (!(s.rate > s.threshold)) return;
     track.quietUntil = now + track.t.cooldownSeconds * 1000;
@@ -352,6 +372,7 @@ function checkThresholds(t: AlertThresholds, event: AlertEvent): Readonly<AlertT
   positive('minCount', true);
   positive('minBaselineRate', true);
   positive('cooldownSeconds', true);
+  positive('warmupSeconds', true);
   const buckets = t.windowSeconds / t.bucketSeconds;
   if (!Number.isInteger(buckets) || buckets < 1 || buckets > 3600) {
     bad('windowSeconds must be a whole multiple (1 to 3600) of bucketSeconds');
