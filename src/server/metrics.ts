@@ -64,7 +64,10 @@ export interface ServiceMetrics {
   reuseDetected(): void;
   /** The JWKS was served or fetched, successfully or not. */
   jwksFetch(outcome: 'ok' | 'error'): void;
-  /** How far (seconds) the revocation list is out of sync; `read` is called at scrape time. */
+  /**
+   * How far (seconds) the revocation list is out of sync; `read` is called
+   * at scrape time (a throwing `read` is reported as `+Inf`).
+   */
   revocationLag(read: () => number): void;
   /**
    * Counts a verifier that was created without `metricsParent:
@@ -172,7 +175,8 @@ export function createServiceMetrics(options: ServiceMetricsOptions = {}): Servi
       try {
         value = lagReader();
       } catch {
-        value = Number.NaN; // unknown is not "in sync"
+        // Unknown is not "in sync": +Inf trips any lag alert rule, where NaN would compare false.
+        value = Number.POSITIVE_INFINITY;
       }
       this.set(value);
     },
