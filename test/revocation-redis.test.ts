@@ -1,0 +1,441 @@
+/**
+ * The Redis fan-out against the real Redis at 127.0.0.1:6379 (REDIS_URL)
+ * and a real database (template 'kit'): a relay forwards SQL-made
+ * revocations (trigger path) to lists on the Redis transport; a list's own
+ * revocations reach the others at once; a subscriber whose Redis connection
+ * is killed, or that sees a hole in a relay's numbering, resyncs from the
+ * tables; with Redis or every relay gone, lists fail closed past the bound.
+ * Every test uses its own channel, so parallel runs do not interfere.
+ *
+ * Skipped (with a message) when no Redis answers; a failure when CI=true.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import net from 'node:net';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createRedisTransport,
+  createRevocationList,
+  createRevocationRelay,
+  encodeRedisEnvelope,
+  type RedisTransportOptions,
+  type RevocationList,
+  type RevocationListOptions,
+  type RevocationRelay,
+  type RevocationRelayOptions,
+} from '../src/revocation/index.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { expectCode, nowSec } from './helpers/tokens.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+async function redisAnswers(): Promise<boolean> {
+  const probe = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+  });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+const available = await redisAnswers();
+if (!available && process.env.CI === 'true') {
+  // In CI Redis is part of the environment: its absence is a failure, not a skip.
+  throw new Error(`revocation-redis: no Redis at ${REDIS_URL} (CI=true)`);
+}
+if (!available) {
+  console.warn(
+    `revocation-redis: skipped — no Redis at ${REDIS_URL} (start redis-server, or set REDIS_URL)`,
+  );
+}
+
+let db: TestDatabase;
+let admin: pg.Client;
+let redis: Redis;
+const cleanup: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  if (!available) return;
+  db = await createTestDatabase({ template: 'kit' });
+  admin = new pg.Client({ connectionString: db.url });
+  await admin.connect();
+  redis = new Redis(REDIS_URL);
+});
+
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f().catch(() => undefined);
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await admin?.end();
+  await db?.drop();
+});
+
+/** A channel of this test alone. */
+const newChannel = () => `rls_kit:test:${randomBytes(6).toString('hex')}`;
+
+async function startRelay(
+  channel: string,
+  over: Partial<RevocationRelayOptions> = {},
+): Promise<RevocationRelay> {
+  const relay = createRevocationRelay({
+    url: db.url,
+    redis: REDIS_URL,
+    channel,
+    heartbeatMs: 100,
+    ...over,
+  });
+  cleanup.push(() => relay.stop());
+  await relay.start();
+  return relay;
+}
+
+async function startList(
+  channel: string,
+  over: Partial<RevocationListOptions> = {},
+  transport: Partial<RedisTransportOptions> = {},
+): Promise<RevocationList> {
+  const list = createRevocationList({
+    url: db.url,
+    staleAfterMs: 1000,
+    heartbeatMs: 100,
+    backoffMs: { initial: 100, max: 400 },
+    transport: createRedisTransport({
+      redis: REDIS_URL,
+      channel,
+      relayTimeoutMs: 400,
+      ...transport,
+    }),
+    ...over,
+  });
+  cleanup.push(() => list.stop());
+  await list.start();
+  return list;
+}
+
+let subscribers = 0;
+
+/** Polls `probe` every 2 ms (running `step` first) until true; fails after `ms`. Returns the elapsed ms. */
+async function until(probe: () => boolean, ms = 5000, step?: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    await step?.();
+    if (probe()) break;
+    if (performance.now() - t0 > ms) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return performance.now() - t0;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const claims = (over: Record<string, unknown> = {}) => ({
+  sub: randomUUID(),
+  iat: nowSec() - 10,
+  exp: nowSec() + 600,
+  jti: randomBytes(16).toString('base64url'),
+  ...over,
+});
+
+async function revokeJtiSql(jti: string): Promise<void> {
+  await admin.query("select rls_kit.revoke_token($1, now() + interval '10 minutes')", [jti]);
+}
+
+/** A row without its notification (triggers off for this transaction). */
+async function revokeJtiSilently(jti: string): Promise<void> {
+  await admin.query('begin');
+  await admin.query("set local session_replication_role = 'replica'");
+  await admin.query(
+    "insert into rls_kit.revoked_tokens (jti, expires_at) values ($1, now() + interval '1 hour')",
+    [jti],
+  );
+  await admin.query('commit');
+}
+
+/** A loopback TCP proxy that can be cut (sockets destroyed, port closed) and restored on the same port. */
+async function startProxy(targetPort: number) {
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  let port = 0;
+  const listen = async () => {
+    server = net.createServer((down) => {
+      const up = net.connect(targetPort, '127.0.0.1');
+      for (const s of [down, up]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          sockets.delete(s);
+          down.destroy();
+          up.destroy();
+        });
+      }
+      down.pipe(up).pipe(down);
+    });
+    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
+    port = (server.address() as net.AddressInfo).port;
+  };
+  await listen();
+  return {
+    get port() {
+      return port;
+    },
+    async cut() {
+      await new Promise<void>((resolve) => {
+        server!.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+    },
+    restore: listen,
+  };
+}
+
+describe.skipIf(!available)('Redis transport and relay', () => {
+  it('a relay carries SQL-made revocations (trigger path) to several lists', async () => {
+    const channel = newChannel();
+    await startRelay(channel);
+    const lists = await Promise.all([1, 2, 3].map(() => startList(channel)));
+    const tok = claims();
+    const sub = claims({ iat: nowSec() - 1 });
+    const sid = randomUUID();
+    const sess = claims({ sid });
+    for (const list of lists) {
+      expect(list.inSync).toBe(true);
+      expect(list.isRevoked(tok)).toBe(false);
+    }
+    const t0 = performance.now();
+    await revokeJtiSql(tok.jti);
+    await Promise.all(lists.map((l) => until(() => l.isRevoked(tok) === true)));
+    const ms = performance.now() - t0;
+    await admin.query('select rls_kit.revoke_subject($1)', [sub.sub]);
+    await admin.query('select rls_kit.revoke_session($1)', [sid]);
+    for (const list of lists) {
+      await until(() => list.isRevoked(sub) === true && list.isRevoked(sess) === true);
+      expect(list.isRevoked(claims())).toBe(false);
+      expect(list.inSync).toBe(true);
+    }
+    console.log(
+      `revocation-redis: SQL revoke → relay → 3 lists: all saw it ${ms.toFixed(1)} ms after the call began`,
+    );
+  });
+
+  it('loads what was revoked before it started, and 10,000 revocations in one transaction arrive', async () => {
+    const channel = newChannel();
+    await startRelay(channel);
+    const before = claims();
+    await revokeJtiSql(before.jti);
+    const list = await startList(channel);
+    expect(list.isRevoked(before)).toBe(true);
+    const prefix = `bulk-${randomBytes(4).toString('hex')}-`;
+    await admin.query(
+      "select rls_kit.revoke_token($1 || g, now() + interval '10 minutes') from generate_series(1, 10000) g",
+      [prefix],
+    );
+    const last = claims({ jti: `${prefix}10000` });
+    const first = claims({ jti: `${prefix}1` });
+    await until(() => list.isRevoked(last) === true && list.isRevoked(first) === true, 10_000);
+    expect(list.size).toBeGreaterThanOrEqual(10_001);
+    expect(list.inSync).toBe(true);
+  });
+
+  it("a list's own revocation reaches the other lists at once, without the relay", async () => {
+    const channel = newChannel();
+    // This relay heartbeats but never forwards a notification: only the direct publish can deliver.
+    await startRelay(channel, {
+      listenClient: () => {
+        const client = new pg.Client({ connectionString: db.url });
+        const emit = client.emit.bind(client);
+        client.emit = (event: string | symbol, ...args: unknown[]) =>
+          event === 'notification' ? false : emit(event, ...args);
+        return client;
+      },
+    });
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => startList(channel)));
+    const tok = claims();
+    await a!.revokeToken({ jti: tok.jti, expiresAt: tok.exp });
+    expect(a!.isRevoked(tok)).toBe(true);
+    const subj = claims({ iat: nowSec() });
+    await a!.revokeSubject(subj.sub);
+    const sid = randomUUID();
+    await a!.revokeSession(sid);
+    for (const other of [b!, c!]) {
+      await until(
+        () =>
+          other.isRevoked(tok) === true &&
+          other.isRevoked(subj) === true &&
+          other.isRevoked(claims({ sid })) === true,
+        2000,
+      );
+    }
+  });
+
+  it('a subscriber whose Redis connection is killed (CLIENT KILL) reconnects and resyncs what it missed', async () => {
+    const channel = newChannel();
+    await startRelay(channel);
+    const name = `rk_sub_${randomBytes(4).toString('hex')}`;
+    const list = await startList(
+      channel,
+      { backoffMs: { initial: 400, max: 400 } },
+      {
+        redis: {
+          host: '127.0.0.1',
+          port: new URL(REDIS_URL).port ? Number(new URL(REDIS_URL).port) : 6379,
+          connectionName: name,
+        },
+      },
+    );
+    const clients = String(await redis.client('LIST'))
+      .split('\n')
+      .filter((line) => line.includes(` name=${name} `) && line.includes(' sub=1 ')); // not its publisher
+    expect(clients).toHaveLength(1);
+    const id = /\bid=(\d+)/.exec(clients[0]!)![1]!;
+    expect(await redis.client('KILL', 'ID', id)).toBe(1);
+    await until(() => !list.inSync, 2000);
+    const missed = claims();
+    await revokeJtiSql(missed.jti); // relayed while the subscriber is away: Redis drops it for it
+    expect(list.isRevoked(missed)).toBe(false); // within staleAfterMs it answers from memory
+    await until(() => list.inSync, 5000);
+    expect(list.isRevoked(missed)).toBe(true);
+    const after = claims();
+    await revokeJtiSql(after.jti);
+    await until(() => list.isRevoked(after) === true, 2000);
+  });
+
+  it("a hole in a relay's numbering makes the list reload the tables; a rewind too", async () => {
+    const channel = newChannel();
+    // No periodic heartbeats in this test, so the only numbers are the ones it sends:
+    // the list subscribes first and hears the relay's opening heartbeat.
+    const started = startList(channel, { heartbeatMs: 60_000 }, { relayTimeoutMs: 60_000 });
+    await until(
+      () => subscribers === 1,
+      3000,
+      async () => {
+        subscribers = Number(((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
+      },
+    );
+    const relay = await startRelay(channel, { heartbeatMs: 60_000 });
+    const list = await started;
+    const beat = (seq: number) =>
+      redis.publish(channel, encodeRedisEnvelope({ stream: relay.stream!, seq }));
+
+    const c = claims();
+    await revokeJtiSilently(c.jti);
+    await beat(0); // in step: nothing to do
+    await sleep(150);
+    expect(list.isRevoked(c)).toBe(false); // no notification: the list cannot know yet
+    await beat(1000); // numbers the list never saw: a hole
+    await until(() => list.inSync && list.isRevoked(c) === true, 3000);
+
+    const e = claims();
+    await revokeJtiSilently(e.jti);
+    await sleep(150);
+    expect(list.isRevoked(e)).toBe(false);
+    await beat(3); // a rewind: never trusted, the tables are asked
+    await until(() => list.inSync && list.isRevoked(e) === true, 3000);
+
+    // The relay's own next message (its number 1) is delivered, not dropped as a "duplicate".
+    const d = claims();
+    await revokeJtiSql(d.jti);
+    await until(() => list.isRevoked(d) === true, 2000);
+  });
+
+  it('a forged deletion on the channel does not lift a denial', async () => {
+    const channel = newChannel();
+    await startRelay(channel);
+    const list = await startList(channel);
+    const c = claims();
+    await revokeJtiSql(c.jti);
+    await until(() => list.isRevoked(c) === true);
+    await redis.publish(
+      channel,
+      encodeRedisEnvelope({ payload: JSON.stringify({ t: 'jti', op: '-', v: [c.jti] }) }),
+    );
+    await sleep(150);
+    await until(() => list.inSync);
+    expect(list.isRevoked(c)).toBe(true);
+  });
+
+  it('with no relay left, lists fail closed past staleAfterMs; start() refuses without one', async () => {
+    const channel = newChannel();
+    const relay = await startRelay(channel);
+    const list = await startList(channel, { onStale: 'reject', staleAfterMs: 800 });
+    const c = claims();
+    expect(list.isRevoked(c)).toBe(false);
+    await relay.stop();
+    await until(() => !list.inSync, 3000);
+    // Past the bound (counted from the relay's last heartbeat): refused, never "not revoked".
+    await sleep(900);
+    await expectCode(() => list.isRevoked(c), 'ERR_REVOCATION_UNAVAILABLE');
+    // A relay comes back: the list reconnects, reloads, answers again.
+    await startRelay(channel);
+    await until(() => list.inSync, 5000);
+    expect(list.isRevoked(c)).toBe(false);
+
+    const orphan = createRevocationList({
+      url: db.url,
+      transport: createRedisTransport({
+        redis: REDIS_URL,
+        channel: newChannel(),
+        relayTimeoutMs: 300,
+      }),
+    });
+    cleanup.push(() => orphan.stop());
+    await expect(orphan.start()).rejects.toMatchObject({ code: 'ERR_REVOCATION_UNAVAILABLE' });
+  });
+
+  it('Redis down: answers from memory within the bound, then fails closed (reject) or asks Postgres (check-db); back in sync when Redis returns', async () => {
+    const channel = newChannel();
+    const redisPort = Number(new URL(REDIS_URL).port || 6379);
+    const proxy = await startProxy(redisPort);
+    cleanup.push(() => proxy.cut());
+    const via = { host: '127.0.0.1', port: proxy.port };
+    await startRelay(channel, { redis: via });
+    const strict = await startList(
+      channel,
+      { onStale: 'reject', staleAfterMs: 800 },
+      { redis: via },
+    );
+    const lenient = await startList(
+      channel,
+      { onStale: 'check-db', staleAfterMs: 800 },
+      { redis: via },
+    );
+    const c = claims();
+    await proxy.cut();
+    await until(() => !strict.inSync && !lenient.inSync, 3000);
+    await revokeJtiSql(c.jti); // committed while Redis is away
+    expect(strict.isRevoked(c)).toBe(false); // within the bound: memory
+    await sleep(900);
+    await expectCode(() => strict.isRevoked(c), 'ERR_REVOCATION_UNAVAILABLE');
+    await expect(lenient.isRevoked(c)).resolves.toBe(true); // the database's verdict
+    await proxy.restore();
+    await until(() => strict.inSync && lenient.inSync, 10_000);
+    expect(strict.isRevoked(c)).toBe(true);
+    expect(lenient.isRevoked(c)).toBe(true);
+  });
+
+  it('a subscriber opens no Postgres LISTEN connection of its own', async () => {
+    const channel = newChannel();
+    const app = `rk_pool_${randomBytes(4).toString('hex')}`;
+    await startRelay(channel);
+    const pool = new pg.Pool({ connectionString: db.url, application_name: app, max: 2 });
+    cleanup.push(() => pool.end());
+    const list = await startList(channel, { pool, url: undefined });
+    expect(list.inSync).toBe(true);
+    const { rows } = await admin.query<{ n: number }>(
+      "select count(*)::int as n from pg_stat_activity where application_name = $1 and query ilike 'listen%'",
+      [app],
+    );
+    expect(rows[0]!.n).toBe(0);
+  });
+});
