@@ -20,6 +20,13 @@ export interface RotateOptions {
    * cache TTL the kit's verifier accepts).
    */
   jwksCacheTtl?: string | number;
+  /**
+   * How long each key signs before the next takes over. A standby key is
+   * added when the current one is promoted, so it is promoted once it has
+   * waited `max(jwksCacheTtl, rotateEvery)`. Default: 0 (promote as soon as
+   * the cache window allows — the behaviour of a daily cron job).
+   */
+  rotateEvery?: string | number;
   /** Verifiers accept tokens this long past `exp`; added to retirement. Default `30s`. */
   clockTolerance?: string | number;
   /** Algorithm of a new standby key; default: the active key's (ES256 when none). */
@@ -46,7 +53,7 @@ export interface RotateResult {
  * daily from cron via `rls-kit keys rotate`):
  * 1. retired keys past `rls_kit_not_after` are dropped;
  * 2. the oldest standby private key published for at least `jwksCacheTtl`
- *    becomes active, and the old active key is retired with
+ *    (and `rotateEvery`) becomes active, and the old active key is retired with
  *    `rls_kit_not_after = now + tokenTtl + clockTolerance` (when nothing is
  *    active, a standby key is promoted at once: no token can be in flight);
  * 3. when no standby private key is left, a new one is added, so the next
@@ -69,6 +76,8 @@ export async function rotate(keyring: Keyring, options: RotateOptions = {}): Pro
   const tokenTtl = parseDuration(options.tokenTtl ?? '1h', 'token TTL');
   const cacheTtl = parseDuration(options.jwksCacheTtl ?? '1h', 'JWKS cache TTL');
   const tolerance = parseDuration(options.clockTolerance ?? '30s', 'clock tolerance');
+  const every = parseDuration(options.rotateEvery ?? 0, 'rotation period');
+  const wait = Math.max(cacheTtl, every);
   const changes: RotationChange[] = [];
 
   let keys: KeyringKey[] = [];
@@ -90,7 +99,7 @@ export async function rotate(keyring: Keyring, options: RotateOptions = {}): Pro
     .filter((k) => k.rls_kit_state === 'standby' && isPrivate(k))
     .sort((a, b) => Date.parse(a.rls_kit_created_at) - Date.parse(b.rls_kit_created_at));
   const ready = active
-    ? standby.find((k) => Date.parse(k.rls_kit_created_at) + cacheTtl * 1000 <= nowMs)
+    ? standby.find((k) => Date.parse(k.rls_kit_created_at) + wait * 1000 <= nowMs)
     : standby[0];
   if (ready) {
     if (active) {
