@@ -9,8 +9,11 @@
  *
  * Skipped (with a message) when no Redis answers; a failure when CI=true.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import net from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -437,5 +440,163 @@ describe.skipIf(!available)('Redis transport and relay', () => {
       [app],
     );
     expect(rows[0]!.n).toBe(0);
+  });
+});
+
+/**
+ * A child process with its own revocation list on the Redis transport: it
+ * watches the jtis it is told on stdin and prints `seen <jti> <epoch ms>`
+ * (performance.timeOrigin + now, comparable across processes) when one
+ * turns revoked.
+ */
+const CHILD = `
+const rev = await import(process.env.REV_MODULE);
+const { createInterface } = await import('node:readline');
+const list = rev.createRevocationList({
+  url: process.env.REV_URL,
+  transport: rev.createRedisTransport({ redis: process.env.REV_REDIS, channel: process.env.REV_CHANNEL }),
+});
+await list.start();
+const watching = new Set();
+const sub = '00000000-0000-4000-8000-000000000000';
+setInterval(() => {
+  for (const jti of watching) {
+    if (list.isRevoked({ sub, iat: 1, jti }) === true) {
+      watching.delete(jti);
+      process.stdout.write('seen ' + jti + ' ' + (performance.timeOrigin + performance.now()) + '\\n');
+    }
+  }
+}, 1);
+createInterface({ input: process.stdin }).on('line', (jti) => {
+  if (jti === '') { list.stop().then(() => process.exit(0)); return; }
+  watching.add(jti);
+  process.stdout.write('watching ' + jti + '\\n');
+});
+process.stdout.write('ready\\n');
+`;
+
+function spawnChild(env: Record<string, string>) {
+  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: {
+      ...process.env,
+      ...env,
+      REV_MODULE: fileURLToPath(new URL('../src/revocation/index.ts', import.meta.url)),
+    },
+  });
+  const queue: string[] = [];
+  const waiters: (() => void)[] = [];
+  createInterface({ input: proc.stdout }).on('line', (line) => {
+    queue.push(line);
+    for (const w of waiters.splice(0)) w();
+  });
+  let stderr = '';
+  proc.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  return {
+    proc,
+    async next(prefix: string): Promise<string> {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const i = queue.findIndex((l) => l.startsWith(prefix));
+        if (i >= 0) return queue.splice(i, 1)[0]!;
+        if (Date.now() > deadline || proc.exitCode !== null) {
+          throw new Error(`child list: no "${prefix}" line; stderr: ${stderr.slice(0, 500)}`);
+        }
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+    },
+    async end(): Promise<void> {
+      proc.stdin.end('\n');
+      if (proc.exitCode !== null) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          proc.kill();
+          resolve();
+        }, 5000);
+        proc.on('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+describe.skipIf(!available)('Redis transport: lists in 4 separate processes', () => {
+  it('each sees every SQL-made revocation through one relay (latency reported)', async () => {
+    const channel = newChannel();
+    await startRelay(channel);
+    const children = Array.from({ length: 4 }, () =>
+      spawnChild({ REV_URL: db.url, REV_REDIS: REDIS_URL, REV_CHANNEL: channel }),
+    );
+    try {
+      await Promise.all(children.map((c) => c.next('ready')));
+      const latencies: number[] = [];
+      // Three warm-up rounds (first messages through cold code paths in five processes) are not counted.
+      for (let round = -3; round < 50; round++) {
+        const jti = `r4-${round}-${randomBytes(6).toString('base64url')}`;
+        for (const c of children) c.proc.stdin.write(`${jti}\n`);
+        await Promise.all(children.map((c) => c.next(`watching ${jti}`)));
+        const t0 = performance.timeOrigin + performance.now();
+        await revokeJtiSql(jti);
+        const seen = await Promise.all(children.map((c) => c.next(`seen ${jti} `)));
+        if (round >= 0) for (const line of seen) latencies.push(Number(line.split(' ')[2]) - t0);
+      }
+      latencies.sort((a, b) => a - b);
+      const pct = (p: number) =>
+        latencies[Math.min(latencies.length - 1, Math.ceil(p * latencies.length) - 1)]!;
+      console.log(
+        `revocation-redis: 4 processes x 50 revocations via relay + Redis, from the revoke call to seen: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms; slowest ${latencies
+          .slice(-8)
+          .map((x) => x.toFixed(0))
+          .join(',')}`,
+      );
+      expect(latencies).toHaveLength(200);
+      // The requirement itself (issue 4): seen in 4 processes within 100 ms at p99.
+      expect(pct(0.99)).toBeLessThanOrEqual(100);
+    } finally {
+      await Promise.all(children.map((c) => c.end()));
+    }
+  }, 120_000);
+});
+
+describe('packaging', () => {
+  it('importing supabase-rls-kit/revocation does not load ioredis', () => {
+    const script = `
+      await import(process.env.REV_MODULE);
+      const { createRequire } = await import('node:module');
+      const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('/node_modules/ioredis/'));
+      process.stdout.write(JSON.stringify(loaded.length));
+    `;
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        env: {
+          ...process.env,
+          REV_MODULE: fileURLToPath(new URL('../src/revocation/index.ts', import.meta.url)),
+        },
+      },
+    ).toString();
+    expect(out).toBe('0');
+    // And the check can fail: loading the transport's client does load it.
+    const loaded = execFileSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        script.replace('await import(process.env.REV_MODULE);', "await import('ioredis');"),
+      ],
+      { cwd: fileURLToPath(new URL('..', import.meta.url)) },
+    ).toString();
+    expect(Number(loaded)).toBeGreaterThan(0);
   });
 });
