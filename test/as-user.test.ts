@@ -44,8 +44,8 @@ interface Variant {
 const variants: Variant[] = [
   {
     name: 'kysely',
-    // BEGIN, settings, the query, the still-ours check + COMMIT
-    roundTripsWithOneQuery: 4,
+    // BEGIN + settings pipelined, the query, the still-ours check + COMMIT pipelined
+    roundTripsWithOneQuery: 3,
     run: (target, claims, fn, options) =>
       asUser(
         target.kysely,
@@ -453,6 +453,32 @@ describe.each(variants)('$name', (variant) => {
     expect((err as RlsKitError).message).toContain('ended the request transaction');
   });
 
+  it('never commits work a callback did after ending the request transaction and opening its own', async () => {
+    const body = `reopened ${variant.name} ${suffix}`;
+    let after: { current_user: string } | undefined;
+    const err = await variant
+      .run(one, claimsOf(alice), async (q) => {
+        await q('commit');
+        await q('begin');
+        // Runs as the pool's login user, not as the request's role.
+        after = (await q<{ current_user: string }>('select current_user'))[0];
+        await q('insert into notes (owner, body) values ($1, $2)', [bob, body]);
+      })
+      .catch((e: unknown) => e);
+    expect(after?.current_user).not.toBe('authenticated');
+    expect(err).toBeInstanceOf(RlsKitError);
+    expect((err as RlsKitError).code).toBe('ERR_DB_QUERY');
+    expect((err as RlsKitError).message).toContain('ended the request transaction');
+    const { rows } = await admin.query('select 1 from notes where body = $1', [body]);
+    expect(rows).toHaveLength(0);
+    // The connection is usable and clean afterwards.
+    expect(await sessionState(one.pool)).toMatchObject({ role: 'none', same_user: true });
+    const n = await variant.run(one, claimsOf(alice), async (q) => {
+      return (await q<{ n: number }>('select count(*)::int as n from notes'))[0]!.n;
+    });
+    expect(n).toBe(2);
+  });
+
   it('destroys a connection that died during the callback instead of returning it', async () => {
     const target = makeTarget(database.url, 1);
     const err = await variant
@@ -739,5 +765,61 @@ describe('claims validation (before any connection is taken)', () => {
       );
       expect(refused.code).toBe('ERR_USAGE');
     });
+  });
+});
+
+describe('asUser on a Postgres driver that is not node-postgres', () => {
+  it('falls back to one statement per round trip, with the same settings and checks', async () => {
+    const target = makeTarget(database.url, 1);
+    // A driver that only ever sends text (as a non-pg driver would): the
+    // pipelined query is turned into its string form, which runs nothing.
+    const sent: string[] = [];
+    const textOnly = new Kysely<DB>({
+      dialect: new PostgresDialect({
+        pool: {
+          connect: async () => {
+            const client = await target.pool.connect();
+            return {
+              query: (sql: unknown, parameters: unknown[]) => {
+                const text = String(sql);
+                sent.push(text);
+                return client.query(text, parameters);
+              },
+              release: () => client.release(),
+            } as unknown as pg.PoolClient;
+          },
+          end: async () => undefined,
+        },
+      }),
+    });
+    try {
+      for (const call of ['first', 'second']) {
+        sent.length = 0;
+        const seen = await asUser(textOnly, claimsOf(alice), async (trx) => {
+          const r = await trx.executeQuery<{ role: string; sub: string; n: number }>(
+            CompiledQuery.raw(
+              `select current_user as role, current_setting('request.jwt.claims')::jsonb ->> 'sub' as sub,
+                      (select count(*)::int from notes) as n`,
+            ),
+          );
+          return r.rows[0]!;
+        });
+        expect(seen, call).toEqual({ role: 'authenticated', sub: alice, n: 2 });
+        // begin, settings, the query, check + commit (plain statements); the
+        // first call first tried the pipeline (it ran nothing) and rolled back.
+        const plain = sent.filter((t) => !t.startsWith('/*'));
+        if (call === 'first') expect(plain.shift()).toBe('rollback');
+        else expect(sent.some((t) => t.startsWith('/*'))).toBe(false);
+        expect(plain[0]).toBe('begin');
+        expect(plain.length, call).toBe(4);
+      }
+      const ended = await asUser(textOnly, claimsOf(alice), async (trx) => {
+        await trx.executeQuery(CompiledQuery.raw('commit'));
+      }).catch((e: unknown) => e);
+      expect((ended as RlsKitError).message).toContain('ended the request transaction');
+      expect(await sessionState(target.pool)).toMatchObject({ role: 'none', same_user: true });
+    } finally {
+      await textOnly.destroy();
+    }
   });
 });

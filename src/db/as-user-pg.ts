@@ -1,8 +1,11 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { RlsKitError } from '../errors.js';
+import { PipelinedQuery, PipelineUnsupportedError } from './pipeline.js';
 import {
   type AsUserOptions,
   type ClaimsSource,
+  END_CHECK_SQL,
+  endOfRequestError,
   type RequestSettings,
   resolveRequestSettings,
   type SettingsStatement,
@@ -90,21 +93,23 @@ export async function asUserPg<T>(
         'the callback ended the request transaction (COMMIT or ROLLBACK inside asUserPg); statements after it ran without the user settings: never end the transaction inside the callback',
       );
     }
-    let command: string;
+    // The check and COMMIT in one round trip: the status above misses a
+    // callback that ended the transaction and opened another (COMMIT; BEGIN),
+    // whose work ran as the login user; the check catches it, and an aborted
+    // transaction too, before COMMIT runs.
+    let committing = false;
     try {
-      command = (await client.query('commit')).command;
+      await endRequest(client, () => {
+        committing = true;
+      });
     } catch (err) {
-      // The outcome of a failed COMMIT on this socket is unknowable: don't reuse it.
-      broken = err instanceof Error ? err : new Error(String(err));
-      throw err;
-    }
-    if (command === 'ROLLBACK') {
-      // Postgres answers COMMIT with ROLLBACK when a statement failed earlier
-      // and `fn` swallowed the error: its writes are gone, so say so.
-      throw new RlsKitError(
-        'ERR_DB_QUERY',
-        'the transaction was rolled back at COMMIT because a query in the callback failed: let database errors propagate out of the callback',
-      );
+      if (committing) {
+        // COMMIT itself failed: its outcome on this socket is unknowable.
+        broken = err instanceof Error ? err : new Error(String(err));
+        throw err;
+      }
+      broken = (await rollback(client)) ?? broken;
+      throw endOfRequestError('asUserPg', err);
     }
     return value;
   } finally {
@@ -151,69 +156,46 @@ async function begin(
 
 /**
  * Sends BEGIN and the settings statement in one write and one Sync, so the
- * server answers both in a single round trip (the extended protocol allows
- * several Parse/Bind/Execute before a Sync; BEGIN among them opens a normal
- * transaction block). node-postgres has no public API for this, so it
- * prepends BEGIN's messages to a `pg.Query` (the internals pg-cursor relies
- * on too). Where they are missing (pg-native), it falls back to two round
- * trips; the status check in {@link begin} guards both paths.
+ * server answers both in a single round trip (see {@link PipelinedQuery}).
+ * Where pg's protocol methods are missing (pg-native), it falls back to two
+ * round trips; the status check in {@link begin} guards both paths.
  */
 async function beginWithSettings(
   client: pg.PoolClient,
   statement: SettingsStatement,
 ): Promise<pg.QueryResult> {
-  const connection = (client as { connection?: Partial<pg.Connection> }).connection;
-  if (
-    typeof connection?.parse !== 'function' ||
-    typeof connection.bind !== 'function' ||
-    typeof connection.execute !== 'function' ||
-    !QUERY_INTERNALS_OK
-  ) {
-    await client.query('begin');
-    return client.query(statement.sql, statement.parameters);
+  const query = new PipelinedQuery([
+    { text: 'begin' },
+    { text: statement.sql, values: statement.parameters, rows: true },
+  ]);
+  try {
+    return await client.query(query);
+  } catch (err) {
+    if (!(err instanceof PipelineUnsupportedError)) throw err;
   }
-  return new Promise<pg.QueryResult>((resolve, reject) => {
-    const query = new pg.Query(
-      { text: statement.sql, values: statement.parameters },
-      (err: Error | undefined, result: pg.QueryResult) => (err ? reject(err) : resolve(result)),
-    );
-    const internals = query as unknown as QueryInternals;
-    const submit = internals.submit.bind(query);
-    const handleCommandComplete = internals.handleCommandComplete.bind(query);
-    let begun = false;
-    internals.handleCommandComplete = (msg, conn) => {
-      // The first CommandComplete is BEGIN's; the query's result is the settings'.
-      if (!begun) {
-        begun = true;
-        return;
-      }
-      handleCommandComplete(msg, conn);
-    };
-    internals.submit = (conn) => {
-      conn.stream.cork();
-      try {
-        conn.parse({ name: '', text: 'begin', types: [] }, true);
-        conn.bind({}, true);
-        conn.execute({}, true);
-        return submit(conn);
-      } finally {
-        conn.stream.uncork();
-      }
-    };
-    client.query(query);
-  });
+  await client.query('begin');
+  return client.query(statement.sql, statement.parameters);
 }
 
-/** The parts of `pg.Query` that {@link beginWithSettings} hooks. */
-interface QueryInternals {
-  submit(connection: pg.Connection): Error | null;
-  handleCommandComplete(msg: unknown, connection: pg.Connection): void;
+/**
+ * The end-of-request check and COMMIT in one round trip; `committing` is
+ * called once the check passed and COMMIT is (or may be) running.
+ */
+async function endRequest(client: pg.PoolClient, committing: () => void): Promise<void> {
+  const end = new PipelinedQuery([{ text: END_CHECK_SQL }, { text: 'commit' }]);
+  try {
+    await client.query(end);
+    return;
+  } catch (err) {
+    if (!(err instanceof PipelineUnsupportedError)) {
+      if (end.commands.length > 0) committing();
+      throw err;
+    }
+  }
+  await client.query(END_CHECK_SQL);
+  committing();
+  await client.query('commit');
 }
-
-const QUERY_INTERNALS_OK = (() => {
-  const proto = pg.Query.prototype as unknown as Partial<QueryInternals>;
-  return typeof proto.submit === 'function' && typeof proto.handleCommandComplete === 'function';
-})();
 
 function transactionStatus(client: pg.PoolClient): string | undefined {
   // pg-native and older pg lack getTransactionStatus; null means "not yet known".

@@ -1,9 +1,13 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { RlsKitError } from '../errors.js';
+import { PipelinedQuery, PipelineUnsupportedError } from './pipeline.js';
 import {
   type AsUserOptions,
   type ClaimsSource,
+  END_CHECK_SQL,
+  endOfRequestError,
   resolveRequestSettings,
+  type SettingsStatement,
   settingsApplied,
   settingsError,
   settingsStatement,
@@ -21,9 +25,11 @@ import {
  * `db` is a `Kysely` on Postgres (`PostgresDialect` over a `pg` pool); keep
  * one long-lived instance, since each role's attributes are checked once per
  * instance (and again after a minute). Claims are validated before a
- * connection is taken; then come BEGIN, one settings statement with every
- * value bound as a parameter, `fn`, and COMMIT — three round trips besides
- * `fn`'s own ({@link asUserPg} saves one by pipelining BEGIN). Every setting
+ * connection is taken; then BEGIN and one settings statement with every
+ * value bound as a parameter travel together, `fn` runs, and a check that
+ * the transaction is still the request's travels with COMMIT — two round
+ * trips besides `fn`'s own. (With a driver other than node-postgres, each
+ * statement takes its own round trip.) Every setting
  * is transaction-local, so the connection returns to the pool as it came;
  * when `fn` throws, the transaction rolls back and the error reaches the
  * caller unchanged, and kysely discards a connection it cannot roll back.
@@ -61,63 +67,95 @@ export async function asUser<DB, T>(
   }
   const settings = await resolveRequestSettings(claims, options);
   // The transaction is driven by hand on one connection (not db.transaction())
-  // so the end-of-request check rides in the same round trip as COMMIT.
+  // so BEGIN travels with the settings and the end-of-request check with
+  // COMMIT: two round trips besides the callback's own queries.
   return db.connection().execute(async (trx) => {
-    await trx.executeQuery(CompiledQuery.raw('begin'));
+    const statement = settingsStatement(db, settings);
+    const run = (sql: string, parameters: readonly unknown[]) =>
+      trx.executeQuery<Record<string, unknown>>(CompiledQuery.raw(sql, [...parameters]));
+    let pipelined = !UNPIPELINED.has(db);
     let value: T;
     try {
-      const statement = settingsStatement(db, settings);
       let rowCount: number;
       try {
-        const result = await trx.executeQuery(
-          CompiledQuery.raw(statement.sql, statement.parameters),
-        );
-        rowCount = result.rows.length;
+        rowCount = pipelined
+          ? await pipelinedBegin(trx, statement)
+          : await plainBegin(run, statement);
       } catch (err) {
-        throw settingsError(db, settings, err);
+        if (!(err instanceof PipelineFallback)) throw settingsError(db, settings, err);
+        // Not node-postgres underneath: nothing was sent; one statement per round trip from now on.
+        UNPIPELINED.add(db);
+        pipelined = false;
+        await run('rollback', []).catch(() => undefined);
+        try {
+          rowCount = await plainBegin(run, statement);
+        } catch (plainErr) {
+          throw settingsError(db, settings, plainErr);
+        }
       }
       await settingsApplied(db, settings, statement, rowCount, async (sql, parameters) => {
-        const result = await trx.executeQuery<Record<string, unknown>>(
-          CompiledQuery.raw(sql, parameters),
-        );
-        return result.rows;
+        return (await run(sql, parameters)).rows;
       });
       value = await fn(trx);
     } catch (err) {
-      await trx.executeQuery(CompiledQuery.raw('rollback')).catch(() => undefined);
+      await run('rollback', []).catch(() => undefined);
       throw err;
     }
     try {
-      // One simple-protocol round trip: if the callback sent COMMIT or
-      // ROLLBACK itself, the transaction-local role is gone ('none') and
-      // what ran after it ran as the login user: raise instead of reporting
-      // success. An aborted transaction (a swallowed error) fails here too.
-      await trx.executeQuery(CompiledQuery.raw(END_OF_REQUEST));
-    } catch (err) {
-      await trx.executeQuery(CompiledQuery.raw('rollback')).catch(() => undefined);
-      const message = err instanceof Error ? err.message : String(err);
-      if (message.includes(ENDED_EARLY)) {
-        throw new RlsKitError(
-          'ERR_DB_QUERY',
-          'the callback ended the request transaction (COMMIT or ROLLBACK inside asUser); statements after it ran without the user settings: never end the transaction inside the callback',
-          { cause: err },
+      // If the callback sent COMMIT or ROLLBACK itself, the transaction-local
+      // role is gone ('none') and what ran after it ran as the login user:
+      // the check raises, the server skips COMMIT, and the caller hears of it
+      // instead of a success. An aborted transaction (a swallowed error)
+      // fails the check too.
+      if (pipelined) {
+        await trx.executeQuery(
+          CompiledQuery.raw(
+            new PipelinedQuery([{ text: END_CHECK_SQL }, { text: 'commit' }]) as unknown as string,
+          ),
         );
+      } else {
+        // One simple-protocol round trip: an error skips the rest of the string.
+        await run(`${END_CHECK_SQL}; commit`, []);
       }
-      throw new RlsKitError(
-        'ERR_DB_QUERY',
-        `the request transaction could not commit (${message.split('\n')[0]}): let database errors propagate out of the callback`,
-        { cause: err },
-      );
+    } catch (err) {
+      await run('rollback', []).catch(() => undefined);
+      throw endOfRequestError('asUser', err);
     }
     return value;
   });
 }
 
-const ENDED_EARLY = 'rls_kit: request transaction ended inside the callback';
+/** Kysely instances whose driver is not node-postgres: no pipelining there. */
+const UNPIPELINED = new WeakSet<object>();
 
-/** Checked end of a request: the role is still the transaction-local one, then COMMIT. */
-const END_OF_REQUEST = `do $rls_kit$ begin
-  if pg_catalog.current_setting('role') = 'none' then
-    raise exception '${ENDED_EARLY}';
-  end if;
-end $rls_kit$; commit`;
+/** The pipeline was not sent (a driver other than node-postgres): use one statement per round trip. */
+class PipelineFallback extends Error {}
+
+/**
+ * BEGIN and the settings statement in one round trip. The pipelined query
+ * travels as a compiled query's `sql`: kysely's Postgres driver hands that
+ * to pg's `client.query`, which runs it as a submittable.
+ */
+async function pipelinedBegin<DB>(trx: Kysely<DB>, statement: SettingsStatement): Promise<number> {
+  const query = new PipelinedQuery([
+    { text: 'begin' },
+    { text: statement.sql, values: statement.parameters, rows: true },
+  ]);
+  let rows: readonly unknown[];
+  try {
+    rows = (await trx.executeQuery(CompiledQuery.raw(query as unknown as string))).rows;
+  } catch (err) {
+    if (!query.submitted || err instanceof PipelineUnsupportedError) throw new PipelineFallback();
+    throw err;
+  }
+  if (!query.submitted) throw new PipelineFallback();
+  return rows.length;
+}
+
+async function plainBegin(
+  run: (sql: string, parameters: readonly unknown[]) => Promise<{ rows: readonly unknown[] }>,
+  statement: SettingsStatement,
+): Promise<number> {
+  await run('begin', []);
+  return (await run(statement.sql, statement.parameters)).rows.length;
+}

@@ -120,7 +120,7 @@ export interface RequestSettings {
 /** The SQL of one settings step and how to read its result. @internal */
 export interface SettingsStatement {
   readonly sql: string;
-  readonly parameters: unknown[];
+  readonly parameters: (string | boolean)[];
   /** True when the statement also checks the role's attributes (0 rows = refused). */
   readonly checksRole: boolean;
 }
@@ -162,6 +162,53 @@ where r.rolname = $1::text
   and not r.rolcanlogin
   and not r.rolsuper
   and (not r.rolbypassrls or $6::boolean)`;
+
+/** Text the end-of-request check's error carries, so it can be told from other failures. @internal */
+export const ENDED_EARLY = 'rls_kit: request transaction ended inside the callback';
+
+/**
+ * The end-of-request check, sent with COMMIT in one round trip (an error
+ * makes the server skip the COMMIT). No row while the transaction-local role
+ * is in place; once the callback ended the transaction itself (COMMIT or
+ * ROLLBACK, perhaps followed by a BEGIN of its own) the role is 'none', and
+ * reading a setting that cannot exist raises an error naming
+ * {@link ENDED_EARLY} — so work done afterwards as the pool's login user is
+ * never committed by the kit. In an aborted transaction (a swallowed error)
+ * it fails with 25P02. Plain SQL rather than a DO block: nothing to compile.
+ * `current_setting` is STABLE, so the planner never evaluates the branch
+ * while planning.
+ * @internal
+ */
+export const END_CHECK_SQL = `select where case when pg_catalog.current_setting('role') = 'none'
+  then pg_catalog.current_setting('${ENDED_EARLY}') is null else false end`;
+
+/**
+ * Maps a failure of the end-of-request round trip (check + COMMIT) to a kit
+ * error.
+ * @internal
+ */
+export function endOfRequestError(api: 'asUser' | 'asUserPg', err: unknown): RlsKitError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (message.includes(ENDED_EARLY)) {
+    return new RlsKitError(
+      'ERR_DB_QUERY',
+      `the callback ended the request transaction (COMMIT or ROLLBACK inside ${api}); statements after it ran without the user settings and were not committed by the kit: never end the transaction inside the callback`,
+      { cause: err },
+    );
+  }
+  if ((err as { code?: unknown }).code === '25P02') {
+    return new RlsKitError(
+      'ERR_DB_QUERY',
+      'the transaction was rolled back at COMMIT because a query in the callback failed: let database errors propagate out of the callback',
+      { cause: err },
+    );
+  }
+  return new RlsKitError(
+    'ERR_DB_QUERY',
+    `the request transaction could not commit (${message.split('\n')[0]}): retry the request`,
+    { cause: err },
+  );
+}
 
 /** Roles checked per pool (or Kysely instance) and when; re-checked after {@link ROLE_CHECK_TTL_MS}. */
 const checkedRoles = new WeakMap<object, Map<string, number>>();
