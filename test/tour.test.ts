@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli/main.js';
 import { runTour } from '../src/cli/tour.js';
 import { memoryIO } from './helpers/cli.js';
 import { serverUrl } from './helpers/db.js';
@@ -9,11 +10,13 @@ const database = `rls_kit_t_tour_${process.pid}`;
 afterAll(async () => {
   const admin = new pg.Client({ connectionString: serverUrl() });
   await admin.connect();
-  await admin.query(`drop database if exists ${pg.escapeIdentifier(database)} with (force)`);
+  for (const name of [database, 'rls_kit_tour']) {
+    await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
+  }
   await admin.end();
 });
 
-describe('npm start tour', () => {
+describe('rls-kit tour', () => {
   it('migrates and seeds a fresh database, then shows each persona only its organization', async () => {
     const io = memoryIO();
     const views = await runTour(io, { url: serverUrl(), database });
@@ -39,5 +42,17 @@ describe('npm start tour', () => {
     );
     await check.end();
     expect(Number(rows[0]?.n)).toBe(0);
+  });
+
+  it('is its own command (npm start runs the token service now), on rls_kit_tour', async () => {
+    const io = memoryIO();
+    expect(await runCli(['tour', '--db-url', serverUrl()], io)).toBe(0);
+    expect(io.out()).toContain('carol@acme.test');
+    expect(io.err()).toContain('database rls_kit_tour is left for you to explore');
+
+    const help = memoryIO();
+    expect(await runCli(['--help'], help)).toBe(0);
+    expect(help.out()).toMatch(/^\s+tour\s+show what each seeded persona/m);
+    expect(help.out()).toMatch(/^\s+start\s+run the token service/m);
   });
 });

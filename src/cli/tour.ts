@@ -8,7 +8,8 @@ import { migrate, runSqlFile } from '../db/migrate.js';
 import type { CliIO } from './command.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DEMO_DB = 'rls_kit_demo';
+// Not the token service's rls_kit_demo: the tour recreates its database each run.
+const DEMO_DB = 'rls_kit_tour';
 
 /** What one persona could do in the example app, found by running as that user. */
 export interface PersonaView {
@@ -27,11 +28,16 @@ export interface PersonaView {
 }
 
 /**
- * The `npm start` tour (until the token service lands): on the embedded
- * database (or `DATABASE_URL`'s server), recreate the `rls_kit_demo`
+ * The `rls-kit tour` command: on the embedded database (or
+ * `DATABASE_URL`'s server), recreate the `rls_kit_tour`
  * database, apply the kit and the example app with its seed, then run as
  * every seeded persona and show what RLS lets each one see and do.
  * Every write it tries is rolled back.
+ *
+ * @example
+ * ```ts
+ * const views = await runTour(io, { url: process.env.DATABASE_URL });
+ * ```
  */
 export async function runTour(
   io: CliIO,

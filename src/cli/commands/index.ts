@@ -10,6 +10,7 @@ import { reviewCommand } from './review.js';
 import { revocationsListCommand, revocationsPurgeCommand } from './revocations.js';
 import { revokeCommand } from './revoke.js';
 import { startCommand } from './start.js';
+import { tourCommand } from './tour.js';
 import { verifyCommand } from './verify.js';
 
 /**
@@ -30,4 +31,5 @@ export const commands: readonly Command[] = [
   revocationsPurgeCommand,
   reviewCommand,
   startCommand,
+  tourCommand,
 ];

@@ -1,19 +1,192 @@
+import { pino } from 'pino';
+import { RlsKitError } from '../../errors.js';
+import { REDACT_PATHS } from '../../server/create-service-logger.js';
+import { startTokenService, type TokenServiceOptions } from '../../server/index.js';
 import { parseFlags } from '../args.js';
 import type { Command } from '../command.js';
-import { runTour } from '../tour.js';
+
+/** Seeded users of the example (supabase/seed.sql) the tour uses. */
+const TOUR_USERS = {
+  member: 'carol@acme.test',
+  viewer: 'dave@acme.test',
+  owner: 'alice@acme.test',
+} as const;
 
 /**
- * `rls-kit start` — what `npm start` runs. Until the token service lands it
- * runs the example tour on the embedded database (or `--db-url` /
- * `DATABASE_URL`'s server, in a separate `rls_kit_demo` database).
+ * `rls-kit start` — what `npm start` runs: the token service on
+ * 127.0.0.1:8787. Without `--db-url`/`DATABASE_URL` it runs on the embedded
+ * Postgres in `.rls-kit/` with the example seeded and `POST /demo/login`
+ * on. Prints the URLs and a copy-paste curl tour on stdout; logs (pino JSON
+ * lines, no tokens) on stderr. Stops gracefully on SIGINT/SIGTERM.
+ *
+ * Supabase token exchange: `--supabase-url` (or `SUPABASE_URL`); a project
+ * still on the legacy HS256 secret puts it in `SUPABASE_JWT_SECRET` (never a
+ * flag: flags show in `ps`).
+ *
+ * @example
+ * ```sh
+ * rls-kit start --port 8787
+ * ```
  */
 export const startCommand: Command = {
   path: ['start'],
-  summary: 'run the example tour on the embedded database (the token service, once it lands)',
-  usage: 'rls-kit start [--db-url URL]',
+  summary: 'run the token service (JWKS, token exchange, refresh cookies, revocation, example API)',
+  usage:
+    'rls-kit start [--port 8787] [--host 127.0.0.1] [--db-url URL] [--keys FILE] [--issuer URL]\n' +
+    '              [--supabase-url URL] [--cors-origin ORIGIN]... [--trusted-proxy IP]... [--no-demo]\n\n' +
+    '  --port N             port (0: a free one); default 8787\n' +
+    '  --host H             interface; default 127.0.0.1 (demo mode needs a loopback host)\n' +
+    '  --db-url URL         Postgres (default DATABASE_URL, else the embedded one in .rls-kit/)\n' +
+    '  --keys FILE          keyring (default .rls-kit/keys.json, created 0600 when missing)\n' +
+    '  --issuer URL         iss of minted tokens (default http://HOST:PORT)\n' +
+    "  --supabase-url URL   accept this project's Auth tokens for token exchange (default SUPABASE_URL;\n" +
+    '                       SUPABASE_JWT_SECRET for a project on the legacy secret)\n' +
+    '  --cors-origin O      allow browser calls from O (repeatable); CORS is off without it\n' +
+    '  --trusted-proxy IP   believe X-Forwarded-For from this proxy for rate limiting (repeatable)\n' +
+    '  --no-demo            no /demo/login and no seed even on the embedded database\n\n' +
+    'stdout: URLs and a curl tour; stderr: JSON log lines. Ctrl-C stops it gracefully.',
   async run(args, io) {
-    const { values } = parseFlags(args, { 'db-url': { type: 'string' } }, 'start');
-    await runTour(io, { url: values['db-url'] });
+    const { values } = parseFlags(
+      args,
+      {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'db-url': { type: 'string' },
+        keys: { type: 'string' },
+        issuer: { type: 'string' },
+        'supabase-url': { type: 'string' },
+        'cors-origin': { type: 'string', multiple: true },
+        'trusted-proxy': { type: 'string', multiple: true },
+        'no-demo': { type: 'boolean' },
+      },
+      'start',
+    );
+    const port = values.port === undefined ? 8787 : Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new RlsKitError(
+        'ERR_USAGE',
+        '--port must be a whole number from 0 to 65535 (see: rls-kit start --help)',
+      );
+    }
+    const databaseUrl = values['db-url'] ?? (io.env.DATABASE_URL || undefined);
+    const supabaseUrl = values['supabase-url'] ?? (io.env.SUPABASE_URL || undefined);
+    const jwtSecret = io.env.SUPABASE_JWT_SECRET || undefined;
+    const logger = pino(
+      {
+        level: io.env.LOG_LEVEL || 'info',
+        base: { service: 'rls-kit' },
+        redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+      },
+      io.stderr,
+    );
+    const options: TokenServiceOptions = {
+      port,
+      logger,
+      ...(values.host === undefined ? {} : { host: values.host }),
+      ...(databaseUrl === undefined ? {} : { databaseUrl }),
+      ...(values.keys === undefined ? {} : { keysFile: values.keys }),
+      ...(values.issuer === undefined ? {} : { issuer: values.issuer }),
+      ...(values['no-demo'] ? { demo: false } : {}),
+      ...(supabaseUrl === undefined
+        ? {}
+        : {
+            supabase: {
+              projectUrl: supabaseUrl,
+              ...(jwtSecret === undefined ? {} : { jwtSecret }),
+            },
+          }),
+      ...(values['cors-origin'] === undefined ? {} : { cors: { origins: values['cors-origin'] } }),
+      ...(values['trusted-proxy'] === undefined ? {} : { trustedProxies: values['trusted-proxy'] }),
+    };
+    const service = await startTokenService(options);
+    io.stdout.write(`${banner(service.url, service.service.demo, supabaseUrl !== undefined)}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        logger.info({ signal }, 'shutting down: draining requests');
+        service.close().then(resolve, (err: unknown) => {
+          logger.error({ code: (err as { code?: string }).code }, 'shutdown failed');
+          resolve();
+        });
+      };
+      const onInt = () => stop('SIGINT');
+      const onTerm = () => stop('SIGTERM');
+      process.once('SIGINT', onInt);
+      process.once('SIGTERM', onTerm);
+    });
     return 0;
   },
 };
+
+/**
+ * The URLs and the copy-paste curl tour `rls-kit start` prints.
+ *
+ * @example
+ * ```ts
+ * io.stdout.write(banner('http://127.0.0.1:8787', true, false));
+ * ```
+ */
+export function banner(url: string, demo: boolean, exchange: boolean): string {
+  const lines = [
+    `supabase-rls-kit token service on ${url}`,
+    '',
+    `  JWKS        ${url}/.well-known/jwks.json`,
+    `  discovery   ${url}/.well-known/openid-configuration`,
+    `  token       ${url}/token   (refresh_token, token exchange${exchange ? '' : ': needs --supabase-url'})`,
+    `  revoke      ${url}/revoke   logout ${url}/logout`,
+    `  example API ${url}/api/documents`,
+    `  health      ${url}/healthz   ready ${url}/readyz   metrics ${url}/metrics`,
+    '',
+  ];
+  if (demo) lines.push(...curlTour(url));
+  else {
+    lines.push(
+      'Exchange a Supabase Auth access token for a kit token (refresh token in a cookie):',
+      '',
+      `  curl -s -c jar.txt ${url}/token \\`,
+      '    -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\',
+      '    -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \\',
+      '    --data-urlencode "subject_token=$SUPABASE_ACCESS_TOKEN"',
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The demo's curl tour, with the seeded users' emails. */
+export function curlTour(url: string): string[] {
+  const login = (email: string, jar = 'jar.txt') =>
+    `curl -s -c ${jar} ${url}/demo/login -H 'content-type: application/json' -d '{"email":"${email}"}'`;
+  const token = `sed -E 's/.*"access_token":"([^"]+)".*/\\1/'`;
+  return [
+    'Try it (demo mode: seeded users, no passwords; copy-paste into a shell):',
+    '',
+    `  # 1. sign in as ${TOUR_USERS.member} (Acme member): access token in the body, refresh token in a cookie`,
+    `  TOKEN=$(${login(TOUR_USERS.member)} | ${token})`,
+    '',
+    '  # 2. the example API, queried as carol under row level security: Acme documents only',
+    `  curl -s "${url}/api/documents?limit=3" -H "authorization: Bearer $TOKEN"`,
+    `  curl -s ${url}/api/documents -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"title":"hello from carol"}'`,
+    '',
+    `  # 3. ${TOUR_USERS.viewer} is a viewer: reading works, writing is refused by RLS (403)`,
+    `  VIEWER=$(${login(TOUR_USERS.viewer, 'viewer.txt')} | ${token})`,
+    `  curl -s ${url}/api/documents -H "authorization: Bearer $VIEWER" -H 'content-type: application/json' -d '{"title":"nope"}'`,
+    '',
+    '  # 4. refresh: the cookie rotates (HttpOnly, SameSite=Strict, Path=/token)',
+    '  cp jar.txt old-jar.txt',
+    `  TOKEN=$(curl -s -b jar.txt -c jar.txt ${url}/token -d grant_type=refresh_token | ${token})`,
+    '',
+    '  # 5. replaying the old refresh token is theft: the whole session ends (invalid_grant)',
+    `  curl -s -b old-jar.txt ${url}/token -d grant_type=refresh_token`,
+    `  curl -s "${url}/api/documents?limit=1" -H "authorization: Bearer $TOKEN"   # 401 revoked`,
+    '',
+    `  # 6. sign in again, then log out: the session and its access tokens die at once`,
+    `  TOKEN=$(${login(TOUR_USERS.owner)} | ${token})`,
+    `  curl -s -X POST ${url}/logout -H "authorization: Bearer $TOKEN"`,
+    `  curl -s "${url}/api/documents?limit=1" -H "authorization: Bearer $TOKEN"   # 401 revoked`,
+    '',
+    '  # 7. what a verifier needs, and what the service saw',
+    `  curl -s ${url}/.well-known/jwks.json`,
+    `  curl -s ${url}/metrics | grep ^rls_kit_`,
+  ];
+}

@@ -1,0 +1,196 @@
+import type { Kysely } from 'kysely';
+import type { VerifiedClaims } from '../tokens/index.js';
+import type { ExampleDatabase } from './example-database.js';
+import { oauthError } from './oauth-error.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const COLUMNS = ['id', 'org_id', 'owner_id', 'title', 'body', 'created_at'] as const;
+const MAX_TITLE = 200;
+const MAX_BODY = 10_000;
+
+/** What the documents handler gets from the authenticating wrapper. */
+export interface DocumentsRequestContext {
+  /** Verified, non-revoked claims of the bearer token. */
+  readonly claims: VerifiedClaims;
+  /** A transaction running as the token's user (role `authenticated`, RLS applies). */
+  readonly db: Kysely<ExampleDatabase>;
+}
+
+/**
+ * The example app's API under `/api/documents`, written as a plain
+ * fetch-style handler that runs inside the user's transaction: every query
+ * goes through row level security, so this code never filters by
+ * organization itself — Postgres decides.
+ *
+ * - `GET /api/documents[?limit=1..100]`: the visible documents, newest first;
+ * - `POST /api/documents` `{"title", "body"?}`: a document in the token's
+ *   `org_id`, owned by its `sub` (201; 403 when RLS refuses, e.g. a viewer);
+ * - `PATCH /api/documents/:id` `{"title"?, "body"?}`: 200, 404 when not
+ *   visible, 403 when visible but not writable;
+ * - `DELETE /api/documents/:id`: 204, 404, 403 likewise.
+ *
+ * @example
+ * ```ts
+ * const edge = createEdgeHandler({ verifier, db }, (request, { claims, db }) => documentsHandler(request, { claims, db }));
+ * ```
+ */
+export async function documentsHandler(
+  request: Request,
+  { claims, db }: DocumentsRequestContext,
+): Promise<Response> {
+  const url = new URL(request.url);
+  const rest = url.pathname.replace(/^\/api\/documents\/?/, '');
+  if (rest === '') {
+    if (request.method === 'GET' || request.method === 'HEAD') return list(url, db);
+    if (request.method === 'POST') return create(request, claims, db);
+    return methodNotAllowed('GET, POST');
+  }
+  if (!UUID.test(rest)) return notFound();
+  if (request.method === 'PATCH') return update(request, rest, db);
+  if (request.method === 'DELETE') return remove(rest, db);
+  return methodNotAllowed('PATCH, DELETE');
+}
+
+async function list(url: URL, db: Kysely<ExampleDatabase>): Promise<Response> {
+  const raw = url.searchParams.get('limit');
+  const limit = raw === null ? 50 : Number(raw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+    return oauthError(400, 'invalid_request', 'limit must be a whole number from 1 to 100');
+  }
+  const rows = await db
+    .selectFrom('documents')
+    .select(COLUMNS)
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+  return json(200, rows);
+}
+
+async function create(
+  request: Request,
+  claims: VerifiedClaims,
+  db: Kysely<ExampleDatabase>,
+): Promise<Response> {
+  const input = await readJson(request);
+  if (input instanceof Response) return input;
+  const title = checkText(input.title, 'title', MAX_TITLE, true);
+  if (title instanceof Response) return title;
+  const body = checkText(input.body, 'body', MAX_BODY, false);
+  if (body instanceof Response) return body;
+  if (typeof claims.org_id !== 'string') {
+    return oauthError(
+      403,
+      'forbidden',
+      'the token has no org_id: the user belongs to no organization',
+    );
+  }
+  try {
+    const row = await db
+      .insertInto('documents')
+      .values({
+        org_id: claims.org_id,
+        owner_id: claims.sub,
+        title: title!,
+        ...(body === undefined ? {} : { body }),
+      })
+      .returning(COLUMNS)
+      .executeTakeFirstOrThrow();
+    return json(201, row);
+  } catch (err) {
+    if ((err as { code?: unknown }).code === '42501') return forbidden('insert documents');
+    throw err;
+  }
+}
+
+async function update(
+  request: Request,
+  id: string,
+  db: Kysely<ExampleDatabase>,
+): Promise<Response> {
+  const input = await readJson(request);
+  if (input instanceof Response) return input;
+  const title = checkText(input.title, 'title', MAX_TITLE, false);
+  if (title instanceof Response) return title;
+  const body = checkText(input.body, 'body', MAX_BODY, false);
+  if (body instanceof Response) return body;
+  if (title === undefined && body === undefined) {
+    return oauthError(400, 'invalid_request', 'send title and/or body to change');
+  }
+  const row = await db
+    .updateTable('documents')
+    .set({ ...(title === undefined ? {} : { title }), ...(body === undefined ? {} : { body }) })
+    .where('id', '=', id)
+    .returning(COLUMNS)
+    .executeTakeFirst();
+  if (row !== undefined) return json(200, row);
+  return (await visible(db, id)) ? forbidden('update this document') : notFound();
+}
+
+async function remove(id: string, db: Kysely<ExampleDatabase>): Promise<Response> {
+  const row = await db
+    .deleteFrom('documents')
+    .where('id', '=', id)
+    .returning('id')
+    .executeTakeFirst();
+  if (row !== undefined) return new Response(null, { status: 204 });
+  return (await visible(db, id)) ? forbidden('delete this document') : notFound();
+}
+
+async function visible(db: Kysely<ExampleDatabase>, id: string): Promise<boolean> {
+  const row = await db.selectFrom('documents').select('id').where('id', '=', id).executeTakeFirst();
+  return row !== undefined;
+}
+
+async function readJson(request: Request): Promise<Record<string, unknown> | Response> {
+  const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    return oauthError(415, 'invalid_request', 'the request body must be application/json');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(await request.text());
+  } catch {
+    return oauthError(400, 'invalid_request', 'the request body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return oauthError(400, 'invalid_request', 'the request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+function checkText(
+  value: unknown,
+  name: string,
+  max: number,
+  required: boolean,
+): string | undefined | Response {
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'string' || (required && value.trim() === '') || value.length > max) {
+    return oauthError(
+      400,
+      'invalid_request',
+      `${name} must be a ${required ? 'non-empty ' : ''}string of at most ${max} characters`,
+    );
+  }
+  return value;
+}
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+  });
+}
+
+function forbidden(what: string): Response {
+  return oauthError(403, 'forbidden', `row level security does not let this user ${what}`);
+}
+
+function notFound(): Response {
+  return oauthError(404, 'not_found', 'no such document (or not visible to this user)');
+}
+
+function methodNotAllowed(allow: string): Response {
+  return oauthError(405, 'method_not_allowed', `method not allowed here; use ${allow}`, { allow });
+}

@@ -1,0 +1,57 @@
+import type pg from 'pg';
+import type { ExampleClaims } from '../tokens/index.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The result of {@link resolveClaims}: the claims, or why the requested organization was refused. */
+export type ResolvedClaims =
+  | { readonly ok: true; readonly claims: ExampleClaims }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * The example app's custom claims for a user, from `public.memberships`
+ * (the source of truth — never from the client, never from a token's own
+ * copy): the active organization is `preferredOrg` when the user is a member
+ * there, else the membership with the strongest role (owner, admin, member,
+ * viewer; then by organization id, so the choice is stable). A user without
+ * memberships gets no custom claims (the example's policies then match
+ * nothing). A `preferredOrg` that is not one of the user's memberships is
+ * refused when `strict`, ignored otherwise.
+ *
+ * @example
+ * ```ts
+ * const r = await resolveClaims(pool, userId, { preferredOrg: form.get('org_id'), strict: true });
+ * if (r.ok) await minter.mint({ sub: userId, claims: r.claims });
+ * ```
+ */
+export async function resolveClaims(
+  db: pg.Pool | pg.ClientBase,
+  sub: string,
+  options: { preferredOrg?: string | undefined; strict?: boolean } = {},
+): Promise<ResolvedClaims> {
+  let preferred = options.preferredOrg;
+  if (preferred !== undefined && !UUID.test(preferred)) {
+    if (options.strict) return { ok: false, reason: 'org_id must be a uuid' };
+    preferred = undefined;
+  }
+  const { rows } = await db.query<{ org_id: string; role: ExampleClaims['user_role'] }>(
+    `select m.org_id::text as org_id, m.role
+       from public.memberships m
+      where m.user_id = $1::uuid
+      order by (m.org_id = $2::uuid) desc nulls last,
+               array_position(array['owner','admin','member','viewer'], m.role::text),
+               m.org_id
+      limit 1`,
+    [sub, preferred ?? null],
+  );
+  const row = rows[0];
+  if (
+    preferred !== undefined &&
+    options.strict &&
+    row?.org_id.toLowerCase() !== preferred.toLowerCase()
+  ) {
+    return { ok: false, reason: 'the user is not a member of the requested org_id' };
+  }
+  if (row === undefined) return { ok: true, claims: {} };
+  return { ok: true, claims: { org_id: row.org_id, user_role: row.role } };
+}
