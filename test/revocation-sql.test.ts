@@ -364,6 +364,40 @@ describe('a revocation is seen by RLS in the next statement after commit', () =>
     await admin.query('select rls_kit.revoke_session($1)', [session]);
   });
 
+  it("revoke_session of a kit refresh family records the family's subject", async () => {
+    const user = await newUser();
+    const family = randomUUID();
+    // A refresh family as the refresh-token migration stores it (hashes only).
+    await admin.query(
+      `insert into rls_kit.refresh_tokens (hash, family, sub, expires_at, idle_expires_at)
+       values ($1, $2, $3, now() + interval '30 days', now() + interval '7 days')`,
+      [randomBytes(32), family, user.id],
+    );
+    const kitToken = await tokenOf(user, { sid: family });
+    expect(await visibleDocs(kitToken)).toBe(ACME_DOCS);
+    await admin.query(`select rls_kit.revoke_session($1, 'signed out')`, [family]);
+    expect(await visibleDocs(kitToken)).toBe(0);
+    const recorded = await admin.query(
+      'select sub, reason from rls_kit.revoked_sessions where session_id = $1',
+      [family],
+    );
+    expect(recorded.rows).toEqual([{ sub: user.id, reason: 'signed out' }]);
+    // The family can no longer refresh.
+    const live = await admin.query(
+      'select 1 from rls_kit.refresh_tokens where family = $1 and revoked_at is null',
+      [family],
+    );
+    expect(live.rowCount).toBe(0);
+    // A session nobody knows is still ended, without a subject.
+    const unknown = randomUUID();
+    await admin.query('select rls_kit.revoke_session($1)', [unknown]);
+    const { rows } = await admin.query(
+      'select sub from rls_kit.revoked_sessions where session_id = $1',
+      [unknown],
+    );
+    expect(rows).toEqual([{ sub: null }]);
+  });
+
   it('revoke_subject ends the sessions (recording them), unless end_sessions => false', async () => {
     const kept = await newUser();
     const keptSession = await newSession(kept);
