@@ -200,12 +200,7 @@ export async function createTokenService(
       pool,
       minter,
       accessTtl: accessTokenTtl,
-      ...(options.refreshLifetime?.absolute === undefined
-        ? {}
-        : { absoluteLifetime: options.refreshLifetime.absolute }),
-      ...(options.refreshLifetime?.idle === undefined
-        ? {}
-        : { idleLifetime: options.refreshLifetime.idle }),
+      ...options.refresh,
     });
 
     if (options.keyRotation !== false) {

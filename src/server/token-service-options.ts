@@ -47,8 +47,16 @@ export interface TokenServiceOptions {
   audience?: string;
   /** Access-token lifetime in seconds (default 600, at most 3600). */
   accessTokenTtl?: number;
-  /** Refresh family lifetime (absolute) and idle lifetime, seconds (default 30 days and 7 days). */
-  refreshLifetime?: { absolute?: number; idle?: number };
+  /**
+   * Refresh tokens: a family's absolute and idle lifetimes (default `30d`,
+   * `7d`) and the grace within which a replayed token counts as the same
+   * client's concurrent refresh rather than theft (default `10s`).
+   */
+  refresh?: {
+    absoluteLifetime?: string | number;
+    idleLifetime?: string | number;
+    reuseGrace?: string | number;
+  };
   /**
    * The Supabase project whose Auth access tokens `POST /token` exchanges
    * (RFC 8693). Without it, token exchange answers `unsupported_grant_type`.

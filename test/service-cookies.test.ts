@@ -1,0 +1,213 @@
+/**
+ * The refresh cookie over real HTTP with a cookie jar that behaves like a
+ * browser's: rotation on every refresh, the cookie scoped to /token, reuse
+ * of an old cookie ending the session, concurrent refreshes, tampering,
+ * and the Secure attribute off loopback.
+ */
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TokenService } from '../src/server/index.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import {
+  ACCESS_TYPE,
+  body,
+  CookieJar,
+  EXCHANGE,
+  type FakeSupabase,
+  form,
+  getDocuments,
+  startFakeSupabase,
+  startTestService,
+  tempHome,
+  USERS,
+} from './helpers/service-http.js';
+
+let db: TestDatabase;
+let supabase: FakeSupabase;
+let home: Awaited<ReturnType<typeof tempHome>>;
+/** Replays count as theft at once (reuseGrace 0). */
+let strict: TokenService;
+/** The default 10 s grace: a replay within it is a concurrent refresh. */
+let lenient: TokenService;
+
+beforeAll(async () => {
+  db = await createTestDatabase({ template: 'example' });
+  supabase = await startFakeSupabase();
+  home = await tempHome();
+  const common = {
+    supabase: { projectUrl: supabase.projectUrl },
+    rateLimit: { burst: 1000, perSecond: 100 },
+  };
+  strict = await startTestService(db.url, home.dir, { ...common, refresh: { reuseGrace: 0 } });
+  lenient = await startTestService(db.url, home.dir, common);
+});
+
+afterAll(async () => {
+  await strict?.close();
+  await lenient?.close();
+  await supabase?.close();
+  await home?.remove();
+  await db?.drop();
+});
+
+/** Signs in through token exchange with `jar`; returns the access token. */
+async function signIn(service: TokenService, jar: CookieJar, sub: string): Promise<string> {
+  const res = await jar.fetch(
+    `${service.url}/token`,
+    form({
+      grant_type: EXCHANGE,
+      subject_token: await supabase.token(sub),
+      subject_token_type: ACCESS_TYPE,
+    }),
+  );
+  expect(res.status).toBe(200);
+  return (await body(res)).access_token as string;
+}
+
+const refresh = (service: TokenService, jar: CookieJar) =>
+  jar.fetch(`${service.url}/token`, form({ grant_type: 'refresh_token' }));
+
+describe('the refresh cookie', () => {
+  it('rotates on every refresh and is sent only to the token endpoint', async () => {
+    const jar = new CookieJar();
+    const first = await signIn(strict, jar, USERS.carol);
+    const c1 = jar.get('rls_kit_refresh');
+    expect(c1?.path).toBe('/token');
+    expect(jar.header(`${strict.url}/api/documents`)).toBeUndefined();
+    expect(jar.header(`${strict.url}/token`)).toBe(`rls_kit_refresh=${c1?.value}`);
+
+    const res = await refresh(strict, jar);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const json = await body(res);
+    expect(json.refresh_token).toBeUndefined();
+    const c2 = jar.get('rls_kit_refresh');
+    expect(c2?.value).toMatch(/^rk1_/);
+    expect(c2?.value).not.toBe(c1?.value);
+    const second = json.access_token as string;
+    // Same login (sid), fresh claims from memberships.
+    expect(decodeJwt(second).sid).toBe(decodeJwt(first).sid);
+    expect(decodeJwt(second)).toMatchObject({ org_id: expect.any(String), user_role: 'member' });
+    expect((await getDocuments(strict.url, second)).status).toBe(200);
+
+    // Another rotation, then the body variant of the same grant.
+    expect((await refresh(strict, jar)).status).toBe(200);
+    const current = jar.get('rls_kit_refresh')!.value;
+    const viaBody = await fetch(
+      `${strict.url}/token`,
+      form({ grant_type: 'refresh_token', refresh_token: current, refresh_token_in_body: 'true' }),
+    );
+    expect(viaBody.status).toBe(200);
+    expect((await body(viaBody)).refresh_token).toMatch(/^rk1_/);
+  });
+
+  it('ends the whole session when an old cookie is replayed (reuse detection)', async () => {
+    const jar = new CookieJar();
+    await signIn(strict, jar, USERS.bob);
+    const stolen = new CookieJar();
+    stolen.cookies.set('rls_kit_refresh|/token', { ...jar.get('rls_kit_refresh')! });
+    expect((await refresh(strict, jar)).status).toBe(200);
+    const latest = (await body(await refresh(strict, jar))).access_token as string;
+    expect((await getDocuments(strict.url, latest)).status).toBe(200);
+
+    // The thief replays the first cookie: reuse. The response deletes the cookie.
+    const replay = await refresh(strict, stolen);
+    expect(replay.status).toBe(400);
+    expect(await body(replay)).toMatchObject({ error: 'invalid_grant' });
+    expect(replay.headers.getSetCookie()[0]).toMatch(/^rls_kit_refresh=; .*Max-Age=0/);
+    expect(stolen.get('rls_kit_refresh')).toBeUndefined();
+
+    // The legitimate client's newest cookie and access token are dead too, at once.
+    const after = await refresh(strict, jar);
+    expect(after.status).toBe(400);
+    expect((await body(after)).error).toBe('invalid_grant');
+    const denied = await getDocuments(strict.url, latest);
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('www-authenticate')).toContain('invalid_token');
+
+    const metrics = await (await fetch(`${strict.url}/metrics`)).text();
+    expect(metrics).toMatch(/^rls_kit_refresh_reuse_detected_total 1$/m);
+  });
+
+  it('answers a concurrent refresh (two tabs) without ending the session or clearing the winner cookie', async () => {
+    const jar = new CookieJar();
+    await signIn(lenient, jar, USERS.erin);
+    const tab2 = new CookieJar();
+    tab2.cookies.set('rls_kit_refresh|/token', { ...jar.get('rls_kit_refresh')! });
+    const [a, b] = await Promise.all([refresh(lenient, jar), refresh(lenient, tab2)]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual([200, 400]);
+    const loser = a.status === 400 ? a : b;
+    expect((await body(loser)).error).toBe('invalid_grant');
+    expect(loser.headers.getSetCookie()).toEqual([]); // the winner's cookie stays
+    const winnerJar = a.status === 200 ? jar : tab2;
+    expect((await refresh(lenient, winnerJar)).status).toBe(200);
+  });
+
+  it('refuses a tampered cookie, and keeps serving everyone else', async () => {
+    const jar = new CookieJar();
+    await signIn(strict, jar, USERS.dave);
+    const good = jar.get('rls_kit_refresh')!;
+    const flipped = good.value.slice(0, -1) + (good.value.endsWith('A') ? 'B' : 'A');
+    for (const value of [flipped, `${good.value}x`, 'rk1_', 'eyJhbGciOiJub25lIn0.e30.', '%00']) {
+      const res = await fetch(`${strict.url}/token`, {
+        ...form({ grant_type: 'refresh_token' }),
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          cookie: `rls_kit_refresh=${value}`,
+        },
+      });
+      expect(res.status, value).toBe(400);
+      const json = await body(res);
+      expect(json.error).toBe('invalid_grant');
+      expect(json.error_description).toMatch(/sign in again/);
+      expect(res.headers.getSetCookie()[0]).toMatch(/Max-Age=0/);
+    }
+    // The real cookie still works: a tampered copy changed nothing.
+    expect((await refresh(strict, jar)).status).toBe(200);
+  });
+
+  it('refuses two different refresh tokens in one request, and a cookie sent twice', async () => {
+    const jar = new CookieJar();
+    await signIn(strict, jar, USERS.carol);
+    const cookie = jar.get('rls_kit_refresh')!.value;
+    const both = await fetch(`${strict.url}/token`, {
+      ...form({ grant_type: 'refresh_token', refresh_token: 'rk1_other' }),
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: `rls_kit_refresh=${cookie}`,
+      },
+    });
+    expect(both.status).toBe(400);
+    expect((await body(both)).error).toBe('invalid_request');
+    const twice = await fetch(`${strict.url}/token`, {
+      ...form({ grant_type: 'refresh_token' }),
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: `rls_kit_refresh=${cookie}; rls_kit_refresh=rk1_x`,
+      },
+    });
+    expect(twice.status).toBe(400);
+    expect((await body(twice)).error).toBe('invalid_request');
+    const none = await fetch(`${strict.url}/token`, form({ grant_type: 'refresh_token' }));
+    expect(none.status).toBe(400);
+    expect((await body(none)).error_description).toMatch(/no refresh token/);
+  });
+
+  it('is Secure whenever the issuer is https (only a loopback http demo drops it)', async () => {
+    const tls = await startTestService(db.url, home.dir, {
+      supabase: { projectUrl: supabase.projectUrl },
+      issuer: 'https://auth.example.test',
+    });
+    try {
+      const jar = new CookieJar();
+      await signIn(tls, jar, USERS.carol);
+      const c = jar.get('rls_kit_refresh')!;
+      expect(c.attributes).toEqual(
+        expect.arrayContaining(['HttpOnly', 'Secure', 'SameSite=Strict', 'Path=/token']),
+      );
+    } finally {
+      await tls.close();
+    }
+  });
+});

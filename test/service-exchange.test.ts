@@ -1,0 +1,264 @@
+/**
+ * Token exchange (RFC 8693) over real HTTP: a Supabase-shaped access token,
+ * signed by a local JWKS server, becomes a minimal kit token + refresh
+ * cookie; untrusted, revoked, over-privileged and malformed subject tokens
+ * are refused with OAuth errors.
+ */
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TokenService } from '../src/server/index.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import {
+  ACCESS_TYPE,
+  body,
+  captureLogs,
+  EXCHANGE,
+  type FakeSupabase,
+  form,
+  getDocuments,
+  ORGS,
+  startFakeSupabase,
+  startTestService,
+  tempHome,
+  USERS,
+} from './helpers/service-http.js';
+
+let db: TestDatabase;
+let supabase: FakeSupabase;
+let untrusted: FakeSupabase;
+let service: TokenService;
+let home: Awaited<ReturnType<typeof tempHome>>;
+const logs = captureLogs();
+
+beforeAll(async () => {
+  db = await createTestDatabase({ template: 'example' });
+  supabase = await startFakeSupabase();
+  untrusted = await startFakeSupabase();
+  home = await tempHome();
+  service = await startTestService(db.url, home.dir, {
+    supabase: { projectUrl: supabase.projectUrl },
+    logger: logs.logger,
+    rateLimit: { burst: 1000, perSecond: 100 },
+  });
+});
+
+afterAll(async () => {
+  await service?.close();
+  await supabase?.close();
+  await untrusted?.close();
+  await home?.remove();
+  await db?.drop();
+});
+
+const exchange = (subjectToken: string, extra: Record<string, string> = {}) =>
+  fetch(
+    `${service.url}/token`,
+    form({
+      grant_type: EXCHANGE,
+      subject_token: subjectToken,
+      subject_token_type: ACCESS_TYPE,
+      ...extra,
+    }),
+  );
+
+describe('token exchange', () => {
+  it('turns a Supabase access token into a minimal kit token, the refresh token in a cookie', async () => {
+    const subject = await supabase.token(USERS.carol, { user_metadata: { name: 'Carol' } });
+    const res = await exchange(subject);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const json = await body(res);
+    expect(json).toMatchObject({
+      token_type: 'bearer',
+      expires_in: 600,
+      issued_token_type: ACCESS_TYPE,
+    });
+    expect(json.refresh_token).toBeUndefined(); // only when asked
+    const cookie = res.headers.getSetCookie()[0] ?? '';
+    expect(cookie).toMatch(/^rls_kit_refresh=rk1_[\w-]{43}; /);
+    expect(cookie).toContain('HttpOnly');
+    expect(cookie).toContain('SameSite=Strict');
+    expect(cookie).toContain('Path=/token');
+    expect(cookie).not.toContain('Secure'); // loopback over http only
+
+    // Verified independently, against the JWKS the service publishes.
+    const token = json.access_token as string;
+    const jwks = createRemoteJWKSet(new URL(`${service.url}/.well-known/jwks.json`));
+    const { payload, protectedHeader } = await jwtVerify(token, jwks, {
+      issuer: service.url,
+      audience: 'authenticated',
+    });
+    expect(protectedHeader.alg).toBe('ES256');
+    expect(Object.keys(payload).sort()).toEqual(
+      ['aud', 'exp', 'iat', 'iss', 'jti', 'org_id', 'role', 'sid', 'sub', 'user_role'].sort(),
+    );
+    expect(payload).toMatchObject({
+      sub: USERS.carol,
+      role: 'authenticated',
+      org_id: ORGS.acme,
+      user_role: 'member',
+    });
+    expect(payload.exp! - payload.iat!).toBe(600);
+
+    // ...and it works on the example API, under RLS: Acme's documents only.
+    const docs = await getDocuments(service.url, token, '?limit=100');
+    expect(docs.status).toBe(200);
+    const rows = (await docs.json()) as { org_id: string }[];
+    expect(rows.length).toBe(36); // the seed's Acme documents
+    expect(new Set(rows.map((r) => r.org_id))).toEqual(new Set([ORGS.acme]));
+  });
+
+  it('puts the refresh token in the body only when asked', async () => {
+    const res = await exchange(await supabase.token(USERS.bob), { refresh_token_in_body: 'true' });
+    expect(res.status).toBe(200);
+    expect((await body(res)).refresh_token).toMatch(/^rk1_[\w-]{43}$/);
+    const bad = await exchange(await supabase.token(USERS.bob), { refresh_token_in_body: 'yes' });
+    expect(bad.status).toBe(400);
+    expect((await body(bad)).error).toBe('invalid_request');
+  });
+
+  it('resolves org_id and user_role from memberships; the hook claim or org_id only chooses among them', async () => {
+    // The hook says Globex: alice is a member there, so Globex it is, with her role from the table.
+    const viaHook = await exchange(
+      await supabase.token(USERS.alice, { org_id: ORGS.globex, user_role: 'owner' }),
+    );
+    expect(decodeJwt((await body(viaHook)).access_token as string)).toMatchObject({
+      org_id: ORGS.globex,
+      user_role: 'member',
+    });
+    // A stale hook claim for an org she left: ignored, her strongest membership instead.
+    const stale = await exchange(await supabase.token(USERS.alice, { org_id: ORGS.initech }));
+    expect(decodeJwt((await body(stale)).access_token as string)).toMatchObject({
+      org_id: ORGS.acme,
+      user_role: 'owner',
+    });
+    // An explicit org_id must be a membership.
+    const explicit = await exchange(await supabase.token(USERS.alice), { org_id: ORGS.initech });
+    expect(explicit.status).toBe(400);
+    expect(await body(explicit)).toMatchObject({ error: 'invalid_request' });
+    expect(
+      (await body(await exchange(await supabase.token(USERS.alice), { org_id: 'nope' }))).error,
+    ).toBe('invalid_request');
+  });
+
+  it('never issues more than authenticated', async () => {
+    for (const role of ['service_role', 'anon', 'postgres', 'supabase_admin']) {
+      const res = await exchange(await supabase.token(USERS.carol, { role }));
+      expect(res.status, role).toBe(400);
+      expect((await body(res)).error_description).toMatch(/role authenticated/);
+    }
+  });
+
+  it('refuses subject tokens from an untrusted issuer or key, expired, or revoked', async () => {
+    // Another "project": its key is not in the configured JWKS.
+    const other = await exchange(await untrusted.token(USERS.carol));
+    expect(other.status).toBe(400);
+    expect(await body(other)).toMatchObject({ error: 'invalid_request' });
+    // The right key but another issuer.
+    const wrongIss = await exchange(
+      await supabase.token(USERS.carol, { iss: 'https://evil.example/auth/v1' }),
+    );
+    expect(wrongIss.status).toBe(400);
+    expect((await body(wrongIss)).error_description).toMatch(/ERR_TOKEN_ISSUER/);
+    const expired = await exchange(
+      await supabase.token(USERS.carol, { exp: Math.floor(Date.now() / 1000) - 3600 }),
+    );
+    expect((await body(expired)).error_description).toMatch(/ERR_TOKEN_EXPIRED/);
+    const garbage = await exchange('not.a.token');
+    expect(garbage.status).toBe(400);
+
+    // A Supabase session revoked in the database cannot be exchanged any more.
+    const sessionId = '7a7a7a7a-0000-4000-8000-000000000001';
+    const live = await supabase.token(USERS.dave, { session_id: sessionId });
+    expect((await exchange(live)).status).toBe(200);
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    await c.query("select rls_kit.revoke_session($1::uuid, 'test')", [sessionId]);
+    await c.end();
+    await expect
+      .poll(async () => (await body(await exchange(live))).error_description, { timeout: 5000 })
+      .toMatch(/ERR_TOKEN_REVOKED/);
+  });
+
+  it('checks the RFC 8693 parameters', async () => {
+    const subject = await supabase.token(USERS.carol);
+    const post = (params: Record<string, string>) => fetch(`${service.url}/token`, form(params));
+    const cases: [Record<string, string>, number, string][] = [
+      [{ grant_type: EXCHANGE, subject_token_type: ACCESS_TYPE }, 400, 'invalid_request'],
+      [{ grant_type: EXCHANGE, subject_token: subject }, 400, 'invalid_request'],
+      [
+        {
+          grant_type: EXCHANGE,
+          subject_token: subject,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:id_token',
+        },
+        400,
+        'invalid_request',
+      ],
+      [
+        {
+          grant_type: EXCHANGE,
+          subject_token: subject,
+          subject_token_type: ACCESS_TYPE,
+          actor_token: subject,
+        },
+        400,
+        'invalid_request',
+      ],
+      [
+        {
+          grant_type: EXCHANGE,
+          subject_token: subject,
+          subject_token_type: ACCESS_TYPE,
+          audience: 'service_role',
+        },
+        400,
+        'invalid_target',
+      ],
+      [
+        {
+          grant_type: EXCHANGE,
+          subject_token: subject,
+          subject_token_type: ACCESS_TYPE,
+          requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token',
+        },
+        400,
+        'invalid_request',
+      ],
+    ];
+    for (const [params, status, error] of cases) {
+      const res = await post(params);
+      expect(res.status, JSON.stringify(Object.keys(params))).toBe(status);
+      const json = await body(res);
+      expect(json.error).toBe(error);
+      expect(typeof json.error_description).toBe('string');
+    }
+    // The JWT token type is accepted too.
+    const jwtType = await post({
+      grant_type: EXCHANGE,
+      subject_token: subject,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    });
+    expect(jwtType.status).toBe(200);
+  });
+
+  it('never logs a subject token, an access token or a refresh token', async () => {
+    const subject = await supabase.token(USERS.erin);
+    const res = await exchange(subject, { refresh_token_in_body: 'true' });
+    const json = await body(res);
+    await fetch(`${service.url}/api/documents`, {
+      headers: {
+        authorization: `Bearer ${json.access_token as string}`,
+        cookie: `rls_kit_refresh=${json.refresh_token as string}`,
+      },
+    });
+    await exchange(`${subject}x`); // rejected: logged as a code only
+    const text = logs.lines.join('\n');
+    expect(logs.lines.length).toBeGreaterThan(5);
+    for (const secret of [subject, json.access_token as string, json.refresh_token as string]) {
+      for (const part of secret.split('.')) expect(text).not.toContain(part.slice(0, 24));
+    }
+    expect(text).not.toMatch(/rk1_|eyJ/);
+  });
+});
