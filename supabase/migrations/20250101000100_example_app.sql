@@ -20,6 +20,16 @@
 --   * nothing of another organization is visible or writable; anon gets
 --     nothing at all.
 --
+-- Tokens from Supabase Auth get org_id and user_role from this file's claims
+-- resolver, rls_kit.resolve_claims (called by the kit's Custom Access Token
+-- Hook, rls_kit.custom_access_token_hook, as supabase_auth_admin):
+--   * org_id = the user's chosen active organization — app_metadata
+--     active_org_id, which only the server can set (auth admin API) — when
+--     it names an enabled membership of theirs, else their oldest enabled
+--     membership (created_at, then org_id); user_role = their role there;
+--   * a user without memberships gets neither claim (no access, no error);
+--   * a user whose memberships are all disabled is refused (403).
+--
 -- Claim handling:
 --   * every claim is read through `(select auth.jwt())` / `(select auth.uid())`
 --     so Postgres evaluates it once per statement (an InitPlan), not per row;
@@ -52,6 +62,8 @@ create table public.memberships (
   org_id uuid not null references public.organizations (id) on delete cascade,
   user_id uuid not null references auth.users (id) on delete cascade,
   role text not null check (role in ('owner', 'admin', 'member', 'viewer')),
+  created_at timestamptz not null default now(),
+  disabled boolean not null default false,
   primary key (org_id, user_id)
 );
 
@@ -60,6 +72,8 @@ comment on table public.memberships is
 comment on column public.memberships.org_id is 'The organization.';
 comment on column public.memberships.user_id is 'The member (auth.users.id, the sub claim).';
 comment on column public.memberships.role is 'The member''s role in the organization, carried as the user_role claim: owner, admin, member or viewer.';
+comment on column public.memberships.created_at is 'When the user joined; without a chosen active organization, the oldest enabled membership becomes the token''s org_id.';
+comment on column public.memberships.disabled is 'A disabled membership never becomes the token''s org_id; a user whose memberships are all disabled cannot sign in (the hook refuses them with 403).';
 
 create table public.documents (
   id uuid primary key default gen_random_uuid(),
@@ -149,28 +163,37 @@ create policy documents_insert_non_viewers on public.documents
 comment on policy documents_insert_non_viewers on public.documents is
   'Owners, admins and members (not viewers) insert documents into their token''s organization, owned by themselves (owner_id = sub).';
 
--- The owner/admin test below is the RBAC rule "user_role holds documents.update
--- / documents.delete"; a later kit migration may express it as
--- (select rls_kit.authorize('documents.update')) with the same outcome.
+-- RBAC: "owner of the document, or authorized". rls_kit.authorize() looks the
+-- token's user_role up in rls_kit.role_permissions, where this migration
+-- grants documents.update and documents.delete to owner and admin (below):
+-- the same outcome as testing user_role in ('owner', 'admin'). As a scalar
+-- subquery it runs once per statement.
+insert into rls_kit.role_permissions (role, permission) values
+  ('owner', 'documents.update'),
+  ('owner', 'documents.delete'),
+  ('admin', 'documents.update'),
+  ('admin', 'documents.delete')
+on conflict do nothing;
+
 create policy documents_update_owner_or_admin on public.documents
   for update to authenticated
   using (
     org_id = ((select auth.jwt()) ->> 'org_id')::uuid
     and (
       owner_id = (select auth.uid())
-      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+      or (select rls_kit.authorize('documents.update'))
     )
   )
   with check (
     org_id = ((select auth.jwt()) ->> 'org_id')::uuid
     and (
       owner_id = (select auth.uid())
-      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+      or (select rls_kit.authorize('documents.update'))
     )
   );
 
 comment on policy documents_update_owner_or_admin on public.documents is
-  'A document''s owner, or an owner/admin of its organization, updates it; the new row must stay in the token''s organization and pass the same rule (a member cannot hand their document to someone else).';
+  'A document''s owner, or a user whose user_role holds documents.update (owner, admin: rls_kit.authorize), updates it; the new row must stay in the token''s organization and pass the same rule (a member cannot hand their document to someone else).';
 
 create policy documents_delete_owner_or_admin on public.documents
   for delete to authenticated
@@ -178,12 +201,12 @@ create policy documents_delete_owner_or_admin on public.documents
     org_id = ((select auth.jwt()) ->> 'org_id')::uuid
     and (
       owner_id = (select auth.uid())
-      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+      or (select rls_kit.authorize('documents.delete'))
     )
   );
 
 comment on policy documents_delete_owner_or_admin on public.documents is
-  'A document''s owner, or an owner/admin of its organization, deletes it.';
+  'A document''s owner, or a user whose user_role holds documents.delete (owner, admin: rls_kit.authorize), deletes it.';
 
 -- ---------------------------------------------------------------------------
 -- Revocation guard (rls_kit.protect) and membership triggers
@@ -212,14 +235,14 @@ alter policy documents_update_owner_or_admin on public.documents
     org_id = (select ((select auth.jwt()) ->> 'org_id')::uuid)
     and (
       owner_id = (select auth.uid())
-      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+      or (select rls_kit.authorize('documents.update'))
     )
   )
   with check (
     org_id = (select ((select auth.jwt()) ->> 'org_id')::uuid)
     and (
       owner_id = (select auth.uid())
-      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+      or (select rls_kit.authorize('documents.update'))
     )
   );
 alter policy documents_delete_owner_or_admin on public.documents
@@ -227,7 +250,7 @@ alter policy documents_delete_owner_or_admin on public.documents
     org_id = (select ((select auth.jwt()) ->> 'org_id')::uuid)
     and (
       owner_id = (select auth.uid())
-      or ((select auth.jwt()) ->> 'user_role') in ('owner', 'admin')
+      or (select rls_kit.authorize('documents.delete'))
     )
   );
 
@@ -254,17 +277,19 @@ begin
   if TG_OP = 'DELETE' then
     select pg_catalog.array_agg(distinct o.user_id) into subs from old_rows o;
   else
-    -- Rows whose organization, user or role changed; both the old and the
+    -- Rows whose organization, user, role or disabled flag changed; both the old and the
     -- new user of a moved membership lose their current tokens.
     select pg_catalog.array_agg(distinct u.user_id) into subs
     from (
       select o.user_id from old_rows o
       where not exists (select from new_rows n
-                        where n.org_id = o.org_id and n.user_id = o.user_id and n.role = o.role)
+                        where n.org_id = o.org_id and n.user_id = o.user_id and n.role = o.role
+                          and n.disabled = o.disabled)
       union
       select n.user_id from new_rows n
       where not exists (select from old_rows o
-                        where o.org_id = n.org_id and o.user_id = n.user_id and o.role = n.role)
+                        where o.org_id = n.org_id and o.user_id = n.user_id and o.role = n.role
+                          and o.disabled = n.disabled)
     ) u;
   end if;
   if subs is not null then
@@ -280,7 +305,7 @@ $$;
 revoke all on function public.memberships_revoke_access_tokens() from public, anon, authenticated;
 
 comment on function public.memberships_revoke_access_tokens() is
-  'Example app: when memberships are removed or their role (or organization) changes, revokes the affected users'' access tokens (rls_kit.revoke_subjects, end_sessions => false), so their next refresh carries the new claims. SECURITY DEFINER so that whoever may change memberships needs no privilege on rls_kit.';
+  'Example app: when memberships are removed or their role, disabled flag (or organization) changes, revokes the affected users'' access tokens (rls_kit.revoke_subjects, end_sessions => false), so their next refresh carries the new claims. SECURITY DEFINER so that whoever may change memberships needs no privilege on rls_kit.';
 
 create trigger memberships_revoke_on_delete
   after delete on public.memberships
@@ -298,4 +323,53 @@ create trigger memberships_revoke_on_update
   execute function public.memberships_revoke_access_tokens();
 
 comment on trigger memberships_revoke_on_update on public.memberships is
-  'Changing a membership''s role (or moving it) revokes the member''s access tokens (not their sessions).';
+  'Changing a membership''s role or disabled flag (or moving it) revokes the member''s access tokens (not their sessions).';
+
+-- ---------------------------------------------------------------------------
+-- Claims for Supabase Auth tokens: the resolver of the kit's hook
+-- ---------------------------------------------------------------------------
+-- rls_kit.custom_access_token_hook runs as supabase_auth_admin (not SECURITY
+-- DEFINER, as Supabase documents), so that role reads memberships through a
+-- policy of its own; the revocation guard is TO authenticated only.
+grant usage on schema public to supabase_auth_admin;
+grant select on table public.memberships to supabase_auth_admin;
+
+create policy memberships_select_auth_admin on public.memberships
+  for select to supabase_auth_admin
+  using (true);
+
+comment on policy memberships_select_auth_admin on public.memberships is
+  'Supabase Auth (supabase_auth_admin) reads every membership: the claims resolver of the Custom Access Token Hook picks the token''s org_id and user_role from them.';
+
+create or replace function rls_kit.resolve_claims(user_id uuid, claims jsonb)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  wanted constant text := pg_catalog.lower(claims -> 'app_metadata' ->> 'active_org_id');
+  chosen record;
+begin
+  select m.org_id, m.role into chosen
+  from public.memberships m
+  where m.user_id = resolve_claims.user_id and not m.disabled
+  order by (m.org_id::text is not distinct from wanted) desc, m.created_at, m.org_id
+  limit 1;
+  if found then
+    return pg_catalog.jsonb_build_object('org_id', chosen.org_id, 'user_role', chosen.role);
+  end if;
+  if exists (select from public.memberships m where m.user_id = resolve_claims.user_id) then
+    raise exception using
+      errcode = 'RK403',
+      message = 'All of this account''s memberships are disabled.';
+  end if;
+  return '{}'::jsonb; -- no membership: no org_id, so policies grant nothing
+end
+$$;
+
+comment on function rls_kit.resolve_claims(uuid, jsonb) is
+  'Example app: the claims resolver of the kit''s Custom Access Token Hook. org_id = app_metadata.active_org_id when it names an enabled membership of the user, else the oldest enabled membership (created_at, then org_id); user_role = the role there. No membership: no claims. Only disabled memberships: refused (SQLSTATE RK403, the hook answers 403).';
+
+revoke all on function rls_kit.resolve_claims(uuid, jsonb) from public, anon, authenticated, service_role;
+grant execute on function rls_kit.resolve_claims(uuid, jsonb) to supabase_auth_admin;

@@ -1,0 +1,1 @@
+../../migrations/20250101000004_rls_kit_supabase_hook.sql

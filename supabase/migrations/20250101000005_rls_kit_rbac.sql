@@ -1,0 +1,1 @@
+../../migrations/20250101000005_rls_kit_rbac.sql
