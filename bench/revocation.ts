@@ -366,7 +366,10 @@ const transport = {
   open: (h) => base.open({ ...h, message: (p) => { h.message(p); check(); } }),
 };
 list = rev.createRevocationList({ url: process.env.REV_URL, transport });
-await list.start();
+// Many processes starting at once on few cores can miss the first relay heartbeat: retry.
+for (let attempt = 1; ; attempt++) {
+  try { await list.start(); break; } catch (err) { if (attempt >= 5) throw err; }
+}
 setInterval(check, 5);
 createInterface({ input: process.stdin }).on('line', (jti) => {
   if (jti === '') { list.stop().then(() => process.exit(0)); return; }
@@ -403,7 +406,7 @@ function spawnChild(env: Record<string, string>): Child {
   });
   return {
     async next(prefix) {
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 120_000;
       for (;;) {
         const i = queue.findIndex((l) => l.startsWith(prefix));
         if (i >= 0) return queue.splice(i, 1)[0]!;

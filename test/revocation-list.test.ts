@@ -194,6 +194,39 @@ describe('createRevocationList', () => {
     expect(rows[0]!.s.reason).toBe('token_revoked');
   });
 
+  it('refuses malformed revocations with ERR_REVOKE_INPUT before touching the database', async () => {
+    const { list } = await startList();
+    const count = async () =>
+      (
+        await admin.query<{ n: number }>(
+          `select ((select count(*) from rls_kit.revoked_tokens) + (select count(*) from rls_kit.subject_revocations)
+                  + (select count(*) from rls_kit.revoked_sessions))::int as n`,
+        )
+      ).rows[0]!.n;
+    const before = await count();
+    const sizeBefore = list.size;
+    const future = nowSec() + 600;
+    await expectCode(list.revokeToken({ jti: '', expiresAt: future }), 'ERR_REVOKE_INPUT');
+    await expectCode(
+      list.revokeToken({ jti: 'x'.repeat(256), expiresAt: future }),
+      'ERR_REVOKE_INPUT',
+    );
+    await expectCode(list.revokeToken({ jti: 'abc', expiresAt: Number.NaN }), 'ERR_REVOKE_INPUT');
+    await expectCode(list.revokeToken({ jti: 'abc', expiresAt: nowSec() - 1 }), 'ERR_REVOKE_INPUT');
+    await expectCode(
+      list.revokeToken({ jti: 'abc', expiresAt: new Date('nonsense') }),
+      'ERR_REVOKE_INPUT',
+    );
+    await expectCode(
+      list.revokeToken({ jti: 'abc', expiresAt: future, sub: 'not-a-uuid' }),
+      'ERR_REVOKE_INPUT',
+    );
+    await expectCode(list.revokeSubject('not-a-uuid'), 'ERR_REVOKE_INPUT');
+    await expectCode(list.revokeSession('1234'), 'ERR_REVOKE_INPUT');
+    expect(await count()).toBe(before);
+    expect(list.size).toBe(sizeBefore);
+  });
+
   it('a garbled notification triggers a full resync', async () => {
     const { list } = await startList();
     const c = claims();

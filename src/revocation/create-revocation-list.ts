@@ -111,6 +111,17 @@ export interface RevocationList extends RevocationCheck {
   readonly lagMs: number;
 }
 
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/** Rejected before the database is touched: nothing changes. */
+function badInput(message: string): RlsKitError {
+  return new RlsKitError('ERR_REVOKE_INPUT', message);
+}
+
+function checkUuid(value: unknown, what: string): void {
+  if (typeof value !== 'string' || !UUID_RE.test(value)) throw badInput(`${what} must be a uuid`);
+}
+
 /**
  * Creates the revocation list: loads the live revocations, LISTENs on a
  * dedicated connection, applies each notification, and resyncs from the
@@ -442,11 +453,22 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     },
 
     async revokeToken(input) {
-      const expires =
-        input.expiresAt instanceof Date ? input.expiresAt : new Date(input.expiresAt * 1000);
-      if (Number.isNaN(expires.getTime())) {
-        throw new RlsKitError('ERR_USAGE', 'revokeToken: expiresAt is not a valid time');
+      if (typeof input?.jti !== 'string' || input.jti.length === 0 || input.jti.length > 255) {
+        throw badInput('revokeToken: jti must be the token’s jti claim (1 to 255 characters)');
       }
+      const expires =
+        input.expiresAt instanceof Date
+          ? input.expiresAt
+          : new Date(typeof input.expiresAt === 'number' ? input.expiresAt * 1000 : Number.NaN);
+      if (Number.isNaN(expires.getTime())) {
+        throw badInput('revokeToken: expiresAt must be a Date or the token’s exp in epoch seconds');
+      }
+      if (expires.getTime() <= Date.now()) {
+        throw badInput(
+          'revokeToken: expiresAt is not in the future: an expired token is refused anyway, nothing to revoke',
+        );
+      }
+      if (input.sub !== undefined) checkUuid(input.sub, 'revokeToken: sub');
       await query('select rls_kit.revoke_token($1::text, $2::timestamptz, $3::text, $4::uuid)', [
         input.jti,
         expires.toISOString(),
@@ -459,6 +481,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     },
 
     async revokeSubject(sub, opts = {}) {
+      checkUuid(sub, 'revokeSubject: sub');
       const { rows } = await query<{ cutoff: Date }>(
         'select rls_kit.revoke_subject($1::uuid, $2::text, $3::boolean) as cutoff',
         [sub, opts.reason ?? null, opts.endSessions ?? true],
@@ -472,6 +495,7 @@ export function createRevocationList(options: RevocationListOptions): Revocation
     },
 
     async revokeSession(sessionId, opts = {}) {
+      checkUuid(sessionId, 'revokeSession: sessionId');
       await query('select rls_kit.revoke_session($1::uuid, $2::text)', [
         sessionId,
         opts.reason ?? null,
