@@ -282,6 +282,30 @@ describe('key rotation schedule (fake clock, manual ticks)', () => {
     ]);
   });
 
+  it('offers a keyring again when onChange failed, so the service never misses a rotation', async () => {
+    const file = await freshFile('retry.json');
+    const clock = fakeClock(T0);
+    let calls = 0;
+    const installed: string[] = [];
+    const schedule = createKeyRotationSchedule({
+      keysFile: file,
+      every: '1h',
+      clock: clock.now,
+      onChange: (keyring) => {
+        calls++;
+        if (calls === 1) throw new Error('minter not ready');
+        installed.push(states(keyring).join());
+      },
+    });
+    await expect(schedule.tick()).rejects.toThrow(/minter not ready/);
+    expect(schedule.keyring).toBeUndefined();
+    expect(await schedule.tick()).toEqual([]); // nothing new on disk, but the keyring is offered again
+    expect(calls).toBe(2);
+    expect(installed).toEqual([states((await readKeyringFile(file)).keyring).join()]);
+    await schedule.tick();
+    expect(calls).toBe(2); // taken: not offered a third time
+  });
+
   it('refuses bad configuration', () => {
     const bad = [
       {},

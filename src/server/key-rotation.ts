@@ -197,11 +197,11 @@ export function createKeyRotationSchedule(
     const text = JSON.stringify(
       keyring.keys.map((k) => [k.kid, k.rls_kit_state, k.rls_kit_not_after]),
     );
-    const changed = text !== currentText;
+    nextDueAt = dueAt(keyring, wait);
+    // Remembered only once onChange took it: if it throws, the next tick offers the keyring again.
+    if (text !== currentText && onChange) await onChange(keyring, changes);
     current = keyring;
     currentText = text;
-    nextDueAt = dueAt(keyring, wait);
-    if (changed && onChange) await onChange(keyring, changes);
     return changes;
   };
 

@@ -70,7 +70,14 @@ async function withLock<T>(
   for (;;) {
     try {
       const handle = await open(lock, 'wx', 0o600);
-      await handle.writeFile(`${process.pid}\n`).finally(() => handle.close());
+      try {
+        await handle.writeFile(`${process.pid}\n`);
+      } catch (err) {
+        await rm(lock, { force: true }).catch(() => undefined); // ours: never leave it behind
+        throw err;
+      } finally {
+        await handle.close();
+      }
       break;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
