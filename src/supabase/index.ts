@@ -12,11 +12,22 @@
  *
  * @module
  */
+
+export { actAs, type Persona } from './act-as.js';
 export {
   createEdgeHandler,
   type EdgeContext,
   type EdgeHandlerOptions,
 } from './create-edge-handler.js';
+export {
+  createUserClient,
+  type UserClientOptions,
+} from './create-user-client.js';
+export {
+  type GotrueClaims,
+  type GotrueClaimsInput,
+  gotrueClaims,
+} from './gotrue-claims.js';
 export {
   createWellKnownHandler,
   type OpenIdConfigurationOptions,
@@ -24,3 +35,9 @@ export {
   publicJwks,
   type WellKnownHandlerOptions,
 } from './issuer-metadata.js';
+export {
+  type KitAccessToken,
+  type KitAccessTokenOptions,
+  type KitTokenSource,
+  kitAccessToken,
+} from './kit-access-token.js';
