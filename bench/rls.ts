@@ -2,21 +2,26 @@
  * `npm run bench -- rls`: what row level security costs on the example app.
  *
  * The same two queries — (q1) a page of the 50 newest documents of the user's
- * organization, (q2) `count(*)` of them — run three ways, side by side:
+ * organization, (q2) `count(*)` of them — run eight ways, side by side:
  *   (a) as the token's user through the kit's API (`asUser`, kysely), under
- *       the example's policies (`(select auth.jwt())`: one InitPlan per query);
+ *       the example's policies, the revocation guard included;
  *   (b) as `postgres` (superuser, no RLS) with the equivalent hand-written
  *       `where org_id = $1`, in a transaction with the same claims
- *       `set_config` statement but no role switch, so (a)/(b) isolates what
- *       the role switch plus the policies cost;
+ *       `set_config` statement but no role switch, and in the same round
+ *       trips as (a): BEGIN + claims together, the query, COMMIT. So (a)/(b)
+ *       isolates what the role switch, the kit's checks and the policies
+ *       cost — not a round trip one side saves;
  *   (c) as the user through the kit's API on a copy of the table whose
  *       policies are written the naive way (`auth.jwt() ->> 'org_id'` not
  *       wrapped in `select`).
- * Three references split the cost further: (d) `service_role` (BYPASSRLS)
- * through `asUser` with the hand-written WHERE — same API, same role switch,
- * no policies, so (a)/(d) is the policies alone and (d)/(b) the role switch
- * plus the API's checks; (e)/(f) are (a)/(d) on the plain-pg `asUserPg`,
- * which saves a round trip and so shows the policies' share at its largest.
+ * References split the cost further: (d) `service_role` (BYPASSRLS) through
+ * `asUser` with the hand-written WHERE — same API, same role switch, no
+ * policies, so (a)/(d) is the policies alone and (d)/(b) the role switch plus
+ * the API's checks; (e)/(f) are (a)/(d) on the plain-pg `asUserPg`; (g)/(h)
+ * are (a)/(e) as a bench role that has the example's policies on the same
+ * table but not the revocation guard (`rls_kit_token_active` applies to
+ * `authenticated` only), so (a)/(g) and (e)/(h) are the guard's cost
+ * (issue 4: ≤ 1.1).
  * Goal (issue 2, item 11), judged on this machine's PostgreSQL 15:
  * median (a)/(b) ≤ 1.2 for both queries.
  *
@@ -43,10 +48,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CompiledQuery, Kysely, PostgresDialect, type Transaction } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { asUser, asUserPg, describeUrl, openDatabase } from '../src/db/index.js';
 import { migrate } from '../src/db/migrate.js';
+import { PipelinedQuery } from '../src/db/pipeline.js';
 import { prepareBenchDatabase } from './lib/bench-database.js';
 import { loadWithoutIndexes } from './lib/bulk-load.js';
 import { elapsedUs, type LatencySummary, round1, round3, summarize } from './lib/stats.js';
@@ -71,9 +77,9 @@ const ITERATIONS = positiveInt('BENCH_RLS_ITERATIONS', 3000);
 const THROUGHPUT_SLOT_MS = 500;
 const THROUGHPUT_ROUNDS = 4;
 
-type VariantId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
+type VariantId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h';
 type QueryId = 'q1' | 'q2';
-const VARIANTS: readonly VariantId[] = ['a', 'b', 'c', 'd', 'e', 'f'];
+const VARIANTS: readonly VariantId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
 const QUERIES: readonly QueryId[] = ['q1', 'q2'];
 const VARIANT_LABELS: Record<VariantId, string> = {
   a: '(a) user, example policies — asUser',
@@ -82,6 +88,8 @@ const VARIANT_LABELS: Record<VariantId, string> = {
   d: '(d) service_role (BYPASSRLS) + WHERE — asUser',
   e: '(e) user, example policies — asUserPg',
   f: '(f) service_role (BYPASSRLS) + WHERE — asUserPg',
+  g: '(g) user, example policies without the revocation guard — asUser',
+  h: '(h) user, example policies without the revocation guard — asUserPg',
 };
 const QUERY_LABELS: Record<QueryId, string> = {
   q1: `q1 page of ${PAGE} newest`,
@@ -112,6 +120,8 @@ interface Persona {
   claims: Claims;
   /** The same claims with role service_role, for the RLS-bypassing references (d) and (f). */
   serviceClaims: Claims;
+  /** The same claims with the unguarded bench role, for (g) and (h). */
+  unguardedClaims: Claims;
 }
 
 /** What one call returns, compared across variants before timing starts. */
@@ -188,6 +198,45 @@ const NAIVE_POLICY_SQL: readonly string[] = [
   'grant select, insert, update, delete on naive.documents to authenticated',
 ];
 
+/**
+ * The guard's reference without a copy of the table: a NOLOGIN role (the
+ * cluster-wide role is created once and kept) that gets the same policies
+ * on public.documents as `authenticated` — every one but the revocation
+ * guard, copied from the catalog, so they follow the example's migration.
+ * (g)/(h) then run the very query of (a)/(e) on the very same pages; the
+ * only difference is the RESTRICTIVE `rls_kit_token_active` policy, which
+ * applies to `authenticated` alone. A copy of the table instead would double
+ * the hot pages and compete for shared buffers with (a).
+ */
+const UNGUARDED_ROLE = 'rls_kit_bench_unguarded';
+const UNGUARDED_SQL: readonly string[] = [
+  `do $role$ begin
+     create role ${UNGUARDED_ROLE} nologin noinherit;
+   exception when duplicate_object or unique_violation then null;
+   end $role$`,
+  `comment on role ${UNGUARDED_ROLE} is 'supabase-rls-kit benchmark only: the example policies without the revocation guard (NOLOGIN, no privileges outside rls_kit_bench).'`,
+  `grant usage on schema public, auth to ${UNGUARDED_ROLE}`,
+  `grant select on public.documents to ${UNGUARDED_ROLE}`,
+  `do $copy$
+   declare p record;
+   begin
+     for p in
+       select polname, polpermissive, polcmd,
+              pg_get_expr(polqual, polrelid) as qual, pg_get_expr(polwithcheck, polrelid) as chk
+         from pg_policy
+        where polrelid = 'public.documents'::regclass and polname <> 'rls_kit_token_active'
+          and 'authenticated'::regrole::oid = any (polroles)
+     loop
+       execute format('create policy %I on public.documents as %s for %s to ${UNGUARDED_ROLE}%s%s',
+         'bench_unguarded_' || p.polname,
+         case when p.polpermissive then 'permissive' else 'restrictive' end,
+         case p.polcmd when 'r' then 'select' when 'a' then 'insert' when 'w' then 'update'
+                       when 'd' then 'delete' else 'all' end,
+         coalesce(' using (' || p.qual || ')', ''), coalesce(' with check (' || p.chk || ')', ''));
+     end loop;
+   end $copy$`,
+];
+
 const VACUUM_SQL =
   'vacuum (analyze) public.organizations, public.memberships, auth.users, public.documents, naive.documents';
 
@@ -215,6 +264,7 @@ async function buildData(url: string, log: (line: string) => void): Promise<void
       loadWithoutIndexes(client, 'naive.documents', () => query(client, NAIVE_COPY_SQL)),
     );
     for (const sql of NAIVE_POLICY_SQL) await timed(log, client, sql);
+    for (const sql of UNGUARDED_SQL) await timed(log, client, sql);
     await client.query('set session_replication_role = origin');
     // VACUUM sets the visibility map (index-only scans for count(*)) and
     // hint bits, so the first measured reads do not pay for the load's writes.
@@ -344,6 +394,7 @@ async function fingerprint(): Promise<string> {
       NAIVE_TABLE_SQL,
       NAIVE_COPY_SQL,
       NAIVE_POLICY_SQL,
+      UNGUARDED_SQL,
       VACUUM_SQL,
     }),
   );
@@ -360,17 +411,30 @@ async function dataIntact(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ orgs: string; docs: string; naive: string }>(
+    const { rows } = await client.query<{
+      orgs: string;
+      docs: string;
+      naive: string;
+      guarded: boolean;
+      unguarded: boolean;
+    }>(
       `select (select count(*) from public.organizations) as orgs,
               (select count(*) from public.documents) as docs,
-              (select count(*) from naive.documents) as naive`,
+              (select count(*) from naive.documents) as naive,
+              exists (select from pg_policy where polrelid = 'public.documents'::regclass
+                        and polname = 'rls_kit_token_active') as guarded,
+              exists (select from pg_policy p join pg_roles r on r.oid = any (p.polroles)
+                       where p.polrelid = 'public.documents'::regclass
+                         and r.rolname = '${UNGUARDED_ROLE}') as unguarded`,
     );
     const r = rows[0];
     return (
       r !== undefined &&
       Number(r.orgs) === ORGS &&
       Number(r.docs) === ORGS * DOCS_PER_ORG &&
-      Number(r.naive) === ORGS * DOCS_PER_ORG
+      Number(r.naive) === ORGS * DOCS_PER_ORG &&
+      r.guarded &&
+      r.unguarded
     );
   } catch {
     return false;
@@ -399,22 +463,41 @@ const CLAIMS_ONLY_SQL = `select pg_catalog.num_nonnulls(
   pg_catalog.set_config('request.jwt.claim.email', '', true)
 ) as applied`;
 
-/** Variant (b)'s transaction: BEGIN, the claims statement, `fn`, COMMIT — as asUser, minus the role. */
+/**
+ * Variant (b)'s transaction, in the same round trips as asUser: BEGIN and
+ * the claims statement together (the kit's pipelined query, which a
+ * hand-written version would use as well), `fn`, then COMMIT — as asUser,
+ * minus the role switch, the role check and the end-of-request check.
+ */
 async function asPostgres<T>(
   db: Kysely<BenchDb>,
   claims: Claims,
-  fn: (trx: Transaction<BenchDb>) => Promise<T>,
+  fn: (trx: Kysely<BenchDb>) => Promise<T>,
 ): Promise<T> {
   const json = JSON.stringify(claims);
-  return db.transaction().execute(async (trx) => {
-    const r = await trx.executeQuery(CompiledQuery.raw(CLAIMS_ONLY_SQL, [json, '', '', '{}']));
-    if (r.rows.length !== 1) throw new Error('claims statement returned no row');
-    return fn(trx);
+  return db.connection().execute(async (trx) => {
+    const begin = new PipelinedQuery([
+      { text: 'begin' },
+      { text: CLAIMS_ONLY_SQL, values: [json, '', '', '{}'], rows: true },
+    ]);
+    let value: T;
+    try {
+      const r = await trx.executeQuery(CompiledQuery.raw(begin as unknown as string));
+      if (!begin.submitted || r.rows.length !== 1) throw new Error('claims statement failed');
+      value = await fn(trx);
+    } catch (err) {
+      await trx.executeQuery(CompiledQuery.raw('rollback')).catch(() => undefined);
+      throw err;
+    }
+    await trx.executeQuery(CompiledQuery.raw('commit'));
+    return value;
   });
 }
 
 /** Opt-in for variants (d) and (f): service_role bypasses RLS, the kit refuses it by default. */
 const SERVICE = { allowRoles: ['service_role'] } as const;
+/** Opt-in for variants (g) and (h): a role outside the default allowlist. */
+const UNGUARDED = { allowRoles: [UNGUARDED_ROLE] } as const;
 
 /**
  * The table a variant reads. (c) names `naive.documents` directly rather than
@@ -525,6 +608,38 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
       q2: (p) =>
         asUserPg(pool, p.claims, async (c) =>
           countOutcome((await c.query<{ n: string }>(text.count)).rows[0]),
+        ),
+    },
+    g: {
+      q1: (p) =>
+        asUser(
+          db,
+          p.unguardedClaims,
+          async (trx) => pageOutcome(await pageQuery(trx, 'public').execute()),
+          UNGUARDED,
+        ),
+      q2: (p) =>
+        asUser(
+          db,
+          p.unguardedClaims,
+          async (trx) => countOutcome(await countQuery(trx, 'public').executeTakeFirst()),
+          UNGUARDED,
+        ),
+    },
+    h: {
+      q1: (p) =>
+        asUserPg(
+          pool,
+          p.unguardedClaims,
+          async (c) => pageOutcome((await c.query<{ id: string }>(text.page, [PAGE])).rows),
+          UNGUARDED,
+        ),
+      q2: (p) =>
+        asUserPg(
+          pool,
+          p.unguardedClaims,
+          async (c) => countOutcome((await c.query<{ n: string }>(text.count)).rows[0]),
+          UNGUARDED,
         ),
     },
     f: {
@@ -651,6 +766,7 @@ async function loadPersonas(pool: pg.Pool): Promise<Persona[]> {
       role: r.role,
       claims,
       serviceClaims: { ...claims, role: 'service_role' },
+      unguardedClaims: { ...claims, role: UNGUARDED_ROLE },
     };
   });
 }
@@ -674,7 +790,16 @@ type PerVariant<T> = Record<VariantId, Record<QueryId, T>>;
 
 function perVariant<T>(make: (v: VariantId, q: QueryId) => T): PerVariant<T> {
   const row = (v: VariantId) => ({ q1: make(v, 'q1'), q2: make(v, 'q2') });
-  return { a: row('a'), b: row('b'), c: row('c'), d: row('d'), e: row('e'), f: row('f') };
+  return {
+    a: row('a'),
+    b: row('b'),
+    c: row('c'),
+    d: row('d'),
+    e: row('e'),
+    f: row('f'),
+    g: row('g'),
+    h: row('h'),
+  };
 }
 
 /**
@@ -770,6 +895,12 @@ interface Ratios {
   dOverB: number;
   /** Policies alone on the plain-pg API (asUserPg). */
   eOverF: number;
+  /** The plain-pg API (asUserPg) under the example's policies vs superuser with WHERE. */
+  eOverB: number;
+  /** The revocation guard alone (issue 4: ≤ 1.1), kysely asUser: same query, same pages, with vs without the guard policy. */
+  aOverG: number;
+  /** The revocation guard alone on asUserPg. */
+  eOverH: number;
   /** Concurrent throughput of (b) over (a): the goal's ratio under load. */
   aOverBConcurrent: number;
 }
@@ -786,6 +917,9 @@ function ratiosOf(results: PerVariant<VariantResult>, q: QueryId): Ratios {
     aOverD: ratio(r('a').medianUs, r('d').medianUs),
     dOverB: ratio(r('d').medianUs, r('b').medianUs),
     eOverF: ratio(r('e').medianUs, r('f').medianUs),
+    eOverB: ratio(r('e').medianUs, r('b').medianUs),
+    aOverG: ratio(r('a').medianUs, r('g').medianUs),
+    eOverH: ratio(r('e').medianUs, r('h').medianUs),
     aOverBConcurrent: ratio(r('b').concurrentOpsPerSec, r('a').concurrentOpsPerSec),
   };
 }
@@ -983,7 +1117,7 @@ function markdown(
   for (const q of QUERIES) {
     const r = ratios[q];
     lines.push(
-      `- ${QUERY_LABELS[q]}: **(a)/(b) = ${r.aOverB}** (p95 ${r.aOverBP95}, 4 callers ${r.aOverBConcurrent}); (c)/(b) = ${r.cOverB} (p95 ${r.cOverBP95}); policies alone (a)/(d) = ${r.aOverD}, asUserPg (e)/(f) = ${r.eOverF}; role switch + API checks (d)/(b) = ${r.dOverB}`,
+      `- ${QUERY_LABELS[q]}: **(a)/(b) = ${r.aOverB}** (p95 ${r.aOverBP95}, 4 callers ${r.aOverBConcurrent}); asUserPg (e)/(b) = ${r.eOverB}; **revocation guard (a)/(g) = ${r.aOverG}**, asUserPg (e)/(h) = ${r.eOverH}; (c)/(b) = ${r.cOverB} (p95 ${r.cOverBP95}); policies + guard (a)/(d) = ${r.aOverD}, asUserPg (e)/(f) = ${r.eOverF}; role switch + API checks (d)/(b) = ${r.dOverB}`,
     );
   }
   lines.push(`- goal (a)/(b) ≤ ${GOAL_RATIO} on medians: **${met ? 'met' : 'NOT met'}**`);
