@@ -119,16 +119,18 @@ begin
   perform pg_catalog.set_config('request.jwt.claim.sub', '', true);
   perform pg_catalog.set_config('request.jwt.claim.role', '', true);
   perform pg_catalog.set_config('request.jwt.claim.email', '', true);
+  -- Custom settings cannot be listed (pg_settings hides placeholders), so
+  -- besides those three the ones named after the persona's claims are blanked.
   for legacy in
-    select s.name from pg_catalog.pg_settings s where s.name like 'request.jwt.claim.%'
+    select k from pg_catalog.jsonb_object_keys(effective) k
   loop
-    perform pg_catalog.set_config(legacy.name, '', true);
+    perform pg_catalog.set_config('request.jwt.claim.' || legacy.k, '', true);
   end loop;
   perform pg_catalog.set_config('role', role, true);
 end
 $$;
 
 comment on function rls_kit.act_as(text, jsonb, boolean) is
-  'supabase-rls-kit policy tests: for the rest of the current transaction, run as the Postgres role (anon or authenticated; others only with allow_other_role => true) with request.jwt.claims = claims (its role set to the role; legacy request.jwt.claim* settings blanked), as PostgREST does for a request. Use inside a transaction: begin; select rls_kit.act_as(''authenticated'', ''{"sub": "..."}''); select ...; rollback; (outside one it lasts a single statement). For privileged sessions only: not executable by the API roles.';
+  'supabase-rls-kit policy tests: for the rest of the current transaction, run as the Postgres role (anon or authenticated; others only with allow_other_role => true) with request.jwt.claims = claims (its role set to the role; the legacy settings request.jwt.claim and request.jwt.claim.<name> for sub, role, email and every claim given blanked), as PostgREST does for a request. Use inside a transaction: begin; select rls_kit.act_as(''authenticated'', ''{"sub": "..."}''); select ...; rollback; (outside one it lasts a single statement). For privileged sessions only: not executable by the API roles.';
 
 revoke all on function rls_kit.act_as(text, jsonb, boolean) from public, anon, authenticated, service_role;
