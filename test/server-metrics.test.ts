@@ -1,13 +1,18 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { register as globalRegistry } from 'prom-client';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createKeyring, generateKey, publicJwks } from '../src/keys/index.js';
+import { createKeyring, generateKey, publicJwks, writeKeyringFile } from '../src/keys/index.js';
 import { createAlertDetector } from '../src/server/alerts.js';
 import { createServiceMetrics } from '../src/server/metrics.js';
+import { startTokenService } from '../src/server/start-token-service.js';
 import { verificationOutcomes } from '../src/tokens/metrics.js';
 import { createMinter, type Minter } from '../src/tokens/mint.js';
 import { createVerifier } from '../src/tokens/verify.js';
+import { createTestDatabase } from './helpers/db.js';
 
 const ISS = 'https://issuer.test';
 const AUD = 'authenticated';
@@ -233,4 +238,63 @@ describe('service metrics', () => {
     expect(sample(body, 'rls_kit_token_verifications_total', { outcome: 'ok' })).toBe(2);
     metrics.close();
   });
+});
+
+describe('metrics and alerts in the running service', () => {
+  it('a burst of forged tokens over HTTP: 401s, counted by code, one alert logged and counted', async () => {
+    const db = await createTestDatabase({ template: 'example' });
+    const dir = await mkdtemp(join(tmpdir(), 'rls-kit-metrics-'));
+    const lines: Record<string, unknown>[] = [];
+    const keyring = createKeyring([await generateKey()]);
+    const keysFile = join(dir, 'keys.json');
+    await writeKeyringFile(keysFile, keyring);
+    const service = await startTokenService({
+      databaseUrl: db.url,
+      keysFile,
+      port: 0,
+      issuer: ISS,
+      audience: AUD,
+      keyRotation: false,
+      alerts: { warmupSeconds: 0, minCount: 10 },
+      logger: pino(
+        new Writable({
+          write(chunk, _e, done) {
+            for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+            done();
+          },
+        }),
+      ),
+    });
+    try {
+      const own = await createMinter({ keyring, issuer: ISS, audience: AUD });
+      const good = await own.mint({ sub: SUB });
+      const forged = `${good.slice(0, good.lastIndexOf('.') + 1)}${'A'.repeat(86)}`;
+      for (let i = 0; i < 30; i++) {
+        const res = await fetch(`${service.url}/api/documents`, {
+          headers: { authorization: `Bearer ${forged}` },
+        });
+        expect(res.status).toBe(401);
+        await res.body?.cancel();
+      }
+      const body = await (await fetch(`${service.url}/metrics`)).text();
+      expect(
+        sample(body, 'rls_kit_token_verifications_total', { outcome: 'ERR_TOKEN_SIGNATURE' }),
+      ).toBe(30);
+      expect(sample(body, 'rls_kit_alerts_total', { event: 'bad_signature' })).toBe(1);
+      expect(sample(body, 'rls_kit_revocation_lag_seconds')).toBe(0);
+      expect(sample(body, 'rls_kit_jwks_fetches_total', { outcome: 'ok' })).toBe(0);
+      await fetch(`${service.url}/.well-known/jwks.json`).then((r) => r.text());
+      const after = await (await fetch(`${service.url}/metrics`)).text();
+      expect(sample(after, 'rls_kit_jwks_fetches_total', { outcome: 'ok' })).toBe(1);
+      const alerts = lines.filter((l) => l.alert === 'token_event_rate');
+      expect(alerts).toHaveLength(1);
+      // 13 = the first count whose rate (per 60 s) is above 4 × the 0.05/s floor
+      expect(alerts[0]).toMatchObject({ level: 40, event: 'bad_signature', count: 13 });
+      expect(JSON.stringify(lines)).not.toContain(forged.slice(-40));
+    } finally {
+      await service.close();
+      await db.drop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
