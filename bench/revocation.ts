@@ -33,13 +33,14 @@
  * Knobs (environment): `BENCH_REVOCATION_PROCS` (default `4,16`),
  * `BENCH_REVOCATION_ROUNDS` (revocations per propagation series, default
  * 100), `BENCH_REVOCATION_LOOKUPS` (timed lookups per size and peer,
- * default 2,000,000), `BENCH_REVOCATION_GUARD_ITERATIONS` (default 1500),
+ * default 2,000,000), `BENCH_REVOCATION_GUARD_ITERATIONS` (default 1000),
  * `REDIS_URL` (default `redis://127.0.0.1:6379`; the Redis rows are skipped
  * when it does not answer).
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -495,7 +496,7 @@ async function measurePropagation(
     commits.sort((a, b) => a - b);
     // Steady state: pooled connections (the Redis lists' snapshot loads) idle out after
     // node-postgres's default 10 s; a LISTEN connection stays for the process's life.
-    const settle = 11_000 - (performance.now() - readyAt);
+    const settle = transport === 'redis' ? 11_000 - (performance.now() - readyAt) : 0;
     if (settle > 0) await new Promise((r) => setTimeout(r, settle));
     const { rows } = await admin.query<{ n: number }>(
       'select count(*)::int as n from pg_stat_activity where application_name = $1',
@@ -556,8 +557,9 @@ export async function run(): Promise<BenchReport> {
     .filter((n) => Number.isInteger(n) && n > 0);
   const rounds = positiveInt('BENCH_REVOCATION_ROUNDS', 100);
   const lookups = positiveInt('BENCH_REVOCATION_LOOKUPS', 2_000_000);
-  const guardIterations = positiveInt('BENCH_REVOCATION_GUARD_ITERATIONS', 1500);
+  const guardIterations = positiveInt('BENCH_REVOCATION_GUARD_ITERATIONS', 1000);
 
+  const loadBefore = os.loadavg()[0] ?? 0;
   const database = await openDatabase();
   let admin: pg.Client | undefined;
   try {
@@ -617,6 +619,11 @@ export async function run(): Promise<BenchReport> {
       guard,
       redisUp,
       config: { procs, rounds, lookups, guardIterations, probes: PROBES },
+      load: {
+        before: round1(loadBefore),
+        after: round1(os.loadavg()[0] ?? 0),
+        cpus: os.cpus().length,
+      },
       totalMs: Math.round(performance.now() - started),
     });
   } finally {
@@ -634,6 +641,7 @@ interface Parts {
   guard: Awaited<ReturnType<typeof measureGuardCost>>;
   redisUp: boolean;
   config: Record<string, unknown>;
+  load: { before: number; after: number; cpus: number };
   totalMs: number;
 }
 
@@ -679,7 +687,7 @@ function report(p: Parts): BenchReport {
   }
 
   const lines: string[] = [
-    `PostgreSQL ${p.version}${p.embedded ? ' (embedded)' : ''}, database ${p.benchUrl}; total ${(p.totalMs / 1000).toFixed(1)} s`,
+    `PostgreSQL ${p.version}${p.embedded ? ' (embedded)' : ''}, database ${p.benchUrl}; total ${(p.totalMs / 1000).toFixed(1)} s; load average ${p.load.before} → ${p.load.after} on ${p.load.cpus} CPUs${p.load.before > p.load.cpus ? ' (the machine was busy: absolute numbers are inflated)' : ''}`,
     '',
     '### Lookup: the verifier’s RevocationCheck, in process',
     '',
@@ -749,6 +757,7 @@ function report(p: Parts): BenchReport {
       propagation: p.propagation,
       guard: p.guard,
       config: p.config,
+      load: p.load,
       totalMs: p.totalMs,
     },
   };
