@@ -85,8 +85,29 @@ export function createUserClient<Database>(
       detectSessionInUrl: false,
     },
     global: { ...options.global, headers },
+    realtime: { ...options.realtime, transport: options.realtime?.transport ?? defaultTransport() },
   }) as unknown as SupabaseClient<Database>;
   // Realtime authorizes channels with its own token: the user's, not the anon key.
   client.realtime.setAuth(token).catch(() => undefined);
   return client;
+}
+
+type Transport = NonNullable<NonNullable<SupabaseClientOptions<string>['realtime']>['transport']>;
+
+/**
+ * The runtime's WebSocket, or — where there is none (Node < 22) — a
+ * stand-in that fails only when Realtime is actually used: supabase-js
+ * otherwise refuses to construct a client at all, though a server-side
+ * client rarely needs Realtime.
+ */
+function defaultTransport(): Transport | undefined {
+  if (typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'function') return undefined;
+  return class NoWebSocket {
+    constructor() {
+      throw new RlsKitError(
+        'ERR_CONFIG',
+        'Realtime needs a WebSocket, which this runtime lacks (Node < 22): pass realtime: { transport } (e.g. the ws package) to createUserClient',
+      );
+    }
+  } as unknown as Transport;
 }
