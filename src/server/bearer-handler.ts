@@ -54,6 +54,9 @@ export function createBearerHandler<DB>(
       );
     } catch (err) {
       if (isUnavailable(err)) return unavailable();
+      if ((err as { code?: unknown }).code === '42501') {
+        return oauthError(403, 'forbidden', 'row level security does not allow this operation');
+      }
       throw err;
     }
   };

@@ -85,22 +85,19 @@ async function create(
       'the token has no org_id: the user belongs to no organization',
     );
   }
-  try {
-    const row = await db
-      .insertInto('documents')
-      .values({
-        org_id: claims.org_id,
-        owner_id: claims.sub,
-        title: title!,
-        ...(body === undefined ? {} : { body }),
-      })
-      .returning(COLUMNS)
-      .executeTakeFirstOrThrow();
-    return json(201, row);
-  } catch (err) {
-    if ((err as { code?: unknown }).code === '42501') return forbidden('insert documents');
-    throw err;
-  }
+  // A refusal by RLS (42501, e.g. a viewer) propagates: the transaction must roll back, and
+  // the bearer wrapper answers 403.
+  const row = await db
+    .insertInto('documents')
+    .values({
+      org_id: claims.org_id,
+      owner_id: claims.sub,
+      title: title!,
+      ...(body === undefined ? {} : { body }),
+    })
+    .returning(COLUMNS)
+    .executeTakeFirstOrThrow();
+  return json(201, row);
 }
 
 async function update(

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Hono } from 'hono';
@@ -7,6 +7,7 @@ import {
   createTokenService,
   DEFAULT_HOST,
   DEFAULT_PORT,
+  isLoopbackHost,
   type TokenServiceApp,
 } from './create-token-service.js';
 import { oauthError } from './oauth-error.js';
@@ -61,24 +62,35 @@ export async function startTokenService(options: TokenServiceOptions = {}): Prom
       `port must be a whole number from 0 to 65535 (got ${port})`,
     );
   }
+  // Refused before anything listens (createTokenService checks it again).
+  if (options.demo === true && !(options.databaseUrl === undefined && isLoopbackHost(host))) {
+    throw new RlsKitError(
+      'ERR_CONFIG',
+      'demo mode needs the embedded database and a loopback host (127.0.0.1 or ::1): drop --db-url/DATABASE_URL and --host, or turn demo off',
+    );
+  }
   let handler: (request: Request, env: unknown) => Response | Promise<Response> = () =>
     oauthError(503, 'temporarily_unavailable', 'the service is starting; retry shortly', {
       'retry-after': '1',
     });
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
   const server = createAdaptorServer({
-    fetch: async (request, env) => {
-      inFlight++;
-      try {
-        return await handler(request, env);
-      } finally {
-        inFlight--;
-        if (inFlight === 0) drained?.();
-      }
-    },
+    fetch: (request, env) => handler(request, env),
     hostname: host,
   }) as Server;
+  // Requests in flight, counted until their response is fully sent (or the socket died):
+  // close() waits for these before it cuts connections.
+  let inFlight = 0;
+  let closingDown = false;
+  let drained: (() => void) | undefined;
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    // While draining, keep-alive clients are told to reconnect elsewhere.
+    if (closingDown) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    });
+  });
   // Slow-loris and idle-socket bounds (Node's defaults are generous).
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -116,6 +128,7 @@ export async function startTokenService(options: TokenServiceOptions = {}): Prom
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      closingDown = true;
       const stopped = closeServer(); // no new connections; idle keep-alive sockets closed
       if (inFlight > 0) {
         const timeout = options.drainTimeoutMs ?? 10_000;

