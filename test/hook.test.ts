@@ -185,6 +185,26 @@ describe('a signed-in user with memberships', () => {
     expect([chosen.org_id, chosen.user_role]).toEqual([GLOBEX, 'viewer']);
   });
 
+  it("disabling a membership revokes the member's access tokens, so the next refresh gets new claims", async () => {
+    const u = await newUser([
+      [ACME, 'owner', '2025-02-01T00:00:00Z'],
+      [GLOBEX, 'member', '2025-03-01T00:00:00Z'],
+    ]);
+    const before = claimsOf(await callHook(auth, hookEvent(defaultSupabaseClaims(u))));
+    expect(before.org_id).toBe(ACME);
+    await admin.query(
+      'update public.memberships set disabled = true where user_id = $1 and org_id = $2',
+      [u.id, ACME],
+    );
+    const { rows } = await admin.query<{ reason: string }>(
+      'select reason from rls_kit.subject_revocations where sub = $1',
+      [u.id],
+    );
+    expect(rows).toEqual([{ reason: 'membership changed' }]);
+    const after = claimsOf(await callHook(auth, hookEvent(defaultSupabaseClaims(u))));
+    expect([after.org_id, after.user_role]).toEqual([GLOBEX, 'member']);
+  });
+
   it('gives a user without memberships a token without org_id or user_role (not an error)', async () => {
     const u = await newUser();
     const input = defaultSupabaseClaims(u);
