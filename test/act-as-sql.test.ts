@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -200,5 +203,25 @@ describe('rls_kit.act_as', () => {
     } finally {
       await client.query('rollback');
     }
+  });
+});
+
+describe('the documented example (docs/supabase-hook.md)', () => {
+  it('runs as written: the viewer sees their organization and deletes nothing', async () => {
+    const doc = readFileSync(
+      path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'supabase-hook.md'),
+      'utf8',
+    );
+    const block = [...doc.matchAll(/```sql\n([\s\S]*?)```/g)]
+      .map((m) => m[1] as string)
+      .find((sql) => sql.includes('rls_kit.act_as('));
+    expect(block).toBeDefined();
+    const results = (await client.query(block as string)) as unknown as pg.QueryResult[];
+    const seen = results.find((r) => r.fields.some((f) => f.name === 'sees_own_org'));
+    expect(seen?.rows).toEqual([{ sees_own_org: true }]);
+    const deleted = results.find((r) => r.command === 'DELETE');
+    expect(deleted?.rowCount).toBe(0);
+    expect(results.at(-1)?.command).toBe('ROLLBACK');
+    expect(await one('select current_user as cu')).toEqual({ cu: 'postgres' });
   });
 });
