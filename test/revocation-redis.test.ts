@@ -21,6 +21,7 @@ import {
   createRedisTransport,
   createRevocationList,
   createRevocationRelay,
+  decodeRedisEnvelope,
   encodeRedisEnvelope,
   type RedisTransportOptions,
   type RevocationList,
@@ -598,5 +599,35 @@ describe('packaging', () => {
       { cwd: fileURLToPath(new URL('..', import.meta.url)) },
     ).toString();
     expect(Number(loaded)).toBeGreaterThan(0);
+  });
+});
+
+describe('Redis envelope', () => {
+  it('round-trips the three message kinds and refuses anything else', () => {
+    const payload = '{"t":"jti","op":"+","v":[["abc",1767225600]]}';
+    for (const e of [{ stream: 's1', seq: 7, payload }, { stream: 's1', seq: 0 }, { payload }]) {
+      expect(decodeRedisEnvelope(encodeRedisEnvelope(e))).toEqual(e);
+    }
+    for (const text of [
+      'not json',
+      '[]',
+      'null',
+      '{}',
+      '{"s":1,"p":"x"}',
+      '{"r":"s1"}',
+      '{"r":"s1","s":-1}',
+      '{"r":"s1","s":1.5}',
+      '{"r":"s1","s":"1"}',
+      '{"r":"has space","s":1}',
+      `{"r":"${'x'.repeat(65)}","s":1}`,
+      '{"r":"s1","s":1,"p":42}',
+      '{"p":{"t":"jti"}}',
+      JSON.stringify({ p: 'x'.repeat(70_000) }),
+    ]) {
+      expect([text.slice(0, 40), decodeRedisEnvelope(text)]).toEqual([
+        text.slice(0, 40),
+        undefined,
+      ]);
+    }
   });
 });
