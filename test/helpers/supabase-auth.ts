@@ -67,16 +67,42 @@ export function hookEvent(
 }
 
 /**
- * A connection to `url` logged in as `user` (the shared server trusts local
- * logins, as Supabase's Auth server logs in as supabase_auth_admin).
+ * A connection to `url` (a superuser's) logged in as `user`, as Supabase's
+ * Auth server logs in as supabase_auth_admin. A server that trusts local
+ * logins (this machine's PostgreSQL) needs nothing more; one that asks for a
+ * password (the embedded default uses scram-sha-256) gets a one-time random
+ * password for the role, removed again as soon as the session is open.
  */
 export async function connectAs(url: string, user: string): Promise<pg.Client> {
   const u = new URL(url);
   u.username = user;
   u.password = '';
-  const client = new pg.Client({ connectionString: u.toString() });
-  await client.connect();
-  return client;
+  const plain = new pg.Client({ connectionString: u.toString() });
+  try {
+    await plain.connect();
+    return plain;
+  } catch (err) {
+    await plain.end().catch(() => {});
+    const code = (err as { code?: string }).code;
+    const noPassword = /password/i.test(String((err as Error).message));
+    if (code !== '28P01' && code !== '28000' && !noPassword) throw err;
+  }
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    const password = randomUUID();
+    await admin.query(`alter role ${pg.escapeIdentifier(user)} password '${password}'`);
+    u.password = password;
+    const client = new pg.Client({ connectionString: u.toString() });
+    try {
+      await client.connect();
+    } finally {
+      await admin.query(`alter role ${pg.escapeIdentifier(user)} password null`);
+    }
+    return client;
+  } finally {
+    await admin.end();
+  }
 }
 
 export type HookResult =
