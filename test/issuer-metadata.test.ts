@@ -22,7 +22,11 @@ beforeAll(async () => {
   server = await serveFetch((req) => handler(req) ?? new Response('not here', { status: 404 }));
   issuer = server.url;
   ring = createKeyring([await generateKey({ alg: 'ES256' })]);
-  handler = createWellKnownHandler({ issuer, keyring: () => ring });
+  handler = createWellKnownHandler({
+    issuer,
+    keyring: () => ring,
+    extra: { token_endpoint: `${issuer}/token`, issuer: 'https://evil.example' },
+  });
 });
 afterAll(() => server.close());
 
@@ -42,6 +46,7 @@ describe('OIDC discovery and JWKS over HTTP', () => {
     expect(doc.id_token_signing_alg_values_supported).toEqual(['ES256']);
     expect(doc.response_types_supported).toEqual(['id_token']);
     expect(doc.subject_types_supported).toEqual(['public']);
+    expect(doc.token_endpoint).toBe(`${issuer}/token`);
   });
 
   it('serves public keys only, each with kid, alg and use: "sig"', async () => {

@@ -336,6 +336,27 @@ describe('createEdgeHandler: queries run as the token user', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it('a handler that returns no Response: 500, and its writes roll back', async () => {
+    const server = await start(async (_req, { db }) => {
+      await db
+        .insertInto('documents')
+        .values({ org_id: ACME, owner_id: ALICE, title: 'no response', body: '' } as never)
+        .execute();
+      return { ok: true } as unknown as Response;
+    });
+    const res = await fetch(server.url, {
+      headers: { authorization: `Bearer ${await aliceToken(ACME)}` },
+    });
+    expect(res.status).toBe(500);
+    const check = new pg.Client({ connectionString: database.url });
+    await check.connect();
+    const { rows } = await check.query(
+      "select count(*)::int as n from documents where title = 'no response'",
+    );
+    await check.end();
+    expect(rows[0].n).toBe(0);
+  });
+
   it('a viewer may read but not insert: the insert is a 403 from RLS', async () => {
     const server = await start(async (_req, { db }) => {
       await db

@@ -182,7 +182,7 @@ export function createEdgeHandler<DB>(
 
     if (db === undefined) {
       try {
-        return await handler(request, { claims, token, db: noDb });
+        return checkedResponse(await handler(request, { claims, token, db: noDb }));
       } catch (err) {
         return failure(err);
       }
@@ -206,7 +206,7 @@ export function createEdgeHandler<DB>(
       return await code.asUser(
         db,
         claims,
-        async (trx) => handler(request, { claims, token, db: trx }),
+        async (trx) => checkedResponse(await handler(request, { claims, token, db: trx })),
         userOptions,
       );
     } catch (err) {
@@ -221,6 +221,15 @@ export function createEdgeHandler<DB>(
     const response = await serve(request);
     return cors === undefined ? response : withHeaders(response, cors);
   };
+}
+
+/** Inside the transaction: a handler that returns no Response rolls back (and is a 500). */
+function checkedResponse(value: unknown): Response {
+  if (value instanceof Response) return value;
+  throw new RlsKitError(
+    'ERR_USAGE',
+    'the createEdgeHandler handler must return a Response (e.g. Response.json(data))',
+  );
 }
 
 /** The database functions, loaded on first use so a wrapper without `db` never loads `pg`. */

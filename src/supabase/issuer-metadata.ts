@@ -119,6 +119,8 @@ export interface WellKnownHandlerOptions {
   jwksUri?: string;
   /** Seconds responses may be cached (default 600: the window key rotation waits out). */
   maxAge?: number;
+  /** Further discovery metadata (e.g. `token_endpoint`); cannot replace `issuer` or `jwks_uri`. */
+  extra?: Readonly<Record<string, unknown>>;
 }
 
 const DISCOVERY_SUFFIX = '/.well-known/openid-configuration';
@@ -143,7 +145,7 @@ const JWKS_SUFFIX = '/.well-known/jwks.json';
 export function createWellKnownHandler(
   options: WellKnownHandlerOptions,
 ): (request: Request) => Response | undefined {
-  const { issuer, jwksUri } = options;
+  const { issuer, jwksUri, extra } = options;
   const maxAge = options.maxAge ?? 600;
   if (!Number.isInteger(maxAge) || maxAge < 0) {
     throw new RlsKitError('ERR_CONFIG', 'maxAge must be a whole number of seconds >= 0');
@@ -155,7 +157,7 @@ export function createWellKnownHandler(
     publicJwks(options.keyring);
   }
   // Checks the issuer now too (throws ERR_CONFIG for a bad one).
-  openIdConfiguration({ issuer, jwksUri });
+  openIdConfiguration({ issuer, jwksUri, extra });
   const cacheHeaders = {
     'cache-control': `public, max-age=${maxAge}`,
     'access-control-allow-origin': '*',
@@ -179,7 +181,7 @@ export function createWellKnownHandler(
       const jwks = publicJwks(ringOf());
       if (discovery) {
         const algorithms = [...new Set(jwks.keys.map((k) => k.alg as SigningAlg))];
-        body = JSON.stringify(openIdConfiguration({ issuer, jwksUri, algorithms }));
+        body = JSON.stringify(openIdConfiguration({ issuer, jwksUri, algorithms, extra }));
         type = 'application/json';
       } else {
         body = JSON.stringify(jwks);
