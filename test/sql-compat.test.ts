@@ -504,6 +504,8 @@ describe('kit migrations on plain Postgres', () => {
       const meantForApiRoles = new Set<string>([
         'rls_kit.is_token_active()',
         'rls_kit.pre_request()',
+        // authorize(): the RBAC check policies call as the request's role.
+        'rls_kit.authorize(text)',
       ]);
       const { rows } = await client.query<{ fn: string; role: string }>(
         `select p.oid::regprocedure::text as fn, r as role
