@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { SignJWT } from 'jose';
+import { generateKeyPair, SignJWT } from 'jose';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -505,6 +505,47 @@ describe('createEdgeHandler: revocation and failing closed', () => {
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
     expect(ran).toBe(false);
+  });
+});
+
+describe('createEdgeHandler: dependencies failing mid-flight', () => {
+  it('the connection killed during the handler (57P01): 503, never a success', async () => {
+    let reportPid: (pid: number) => void = () => undefined;
+    const pidSeen = new Promise<number>((resolve) => {
+      reportPid = resolve;
+    });
+    const server = await start(async (_req, { db }) => {
+      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(db);
+      reportPid(rows[0]!.pid);
+      await sql`select pg_sleep(10)`.execute(db);
+      return new Response('slept');
+    });
+    const pending = fetch(server.url, {
+      headers: { authorization: `Bearer ${await aliceToken()}` },
+    });
+    const pid = await pidSeen;
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    await admin.query('select pg_terminate_backend($1)', [pid]);
+    await admin.end();
+    const res = await pending;
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: string }).error).toBe('temporarily_unavailable');
+  });
+
+  it("the Supabase project's JWKS unreachable: 503 (not 401: the token may be fine)", async () => {
+    const port = await closedPort();
+    const projectUrl = `http://127.0.0.1:${port}`;
+    const server = await start(listDocuments, {
+      verifier: createSupabaseVerifier({ projectUrl, metricsParent: null }),
+    });
+    const pair = await generateKeyPair('ES256');
+    const token = await new SignJWT(gotrueClaims({ projectUrl, sub: ALICE, org_id: ACME }))
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'JWT' })
+      .sign(pair.privateKey);
+    const res = await fetch(server.url, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
   });
 });
 

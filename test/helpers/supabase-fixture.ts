@@ -49,6 +49,9 @@ export async function kitIssuer(
 export function exampleKysely(url: string, max = 4): { db: Kysely<ExampleDB>; pool: pg.Pool } {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 3000 });
   pool.on('error', () => undefined);
+  // A checked-out client has no pool listener: without one, a connection killed mid-request is
+  // an uncaught 'error' (a crash) instead of a rejected query. Apps need the same line.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return { db: new Kysely<ExampleDB>({ dialect: new PostgresDialect({ pool }) }), pool };
 }
 
