@@ -155,6 +155,12 @@ export async function createTokenService(
     pool.on('error', (err) =>
       logger.warn({ code: (err as { code?: string }).code }, 'idle database connection lost'),
     );
+    // Every client keeps an error listener, also while checked out: a backend killed between
+    // two statements of a request (Postgres restarting) must fail that request, not crash the
+    // process with an unhandled 'error' event. pg-pool drops such clients on release.
+    pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+    });
     cleanups.push(() => pool.end());
     const db = new Kysely<ExampleDatabase>({ dialect: new PostgresDialect({ pool }) });
 
@@ -168,7 +174,7 @@ export async function createTokenService(
     const metrics = createServiceMetrics({ alerts });
     cleanups.push(async () => metrics.close());
 
-    const revocations = createRevocationList({ url: database.url });
+    const revocations = createRevocationList({ ...options.revocation, url: database.url });
     await revocations.start();
     cleanups.push(() => revocations.stop());
     metrics.revocationLag(() => revocations.lagMs / 1000);

@@ -56,10 +56,15 @@ export function isUnavailable(err: unknown): boolean {
     if (code.startsWith('08') || /^57P0[1-5]$/.test(code) || /^E[A-Z]+$/.test(code)) return true;
   }
   const message = err instanceof Error ? err.message : '';
-  return /connection terminated|connection timeout|timeout exceeded when trying to connect|Connection terminated/i.test(
-    message,
-  );
+  if (CONNECTION_LOST.test(message)) return true;
+  // kysely and pg wrap: look one level down.
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  return cause !== undefined && cause !== err && isUnavailable(cause);
 }
+
+/** pg's and node's words for a connection that died or never came up. */
+const CONNECTION_LOST =
+  /connection terminated|not queryable|connection error|timeout exceeded when trying to connect|terminating connection|the database system is (starting up|shutting down)|ECONNRESET|ECONNREFUSED|socket hang up|Client was closed/i;
 
 /** 503 for an unavailable dependency, otherwise a logged 500: never a success. */
 export function failureResponse(ctx: ServiceContext, err: unknown, what: string): Response {
@@ -83,10 +88,13 @@ export function errorCode(err: unknown): string {
   return typeof code === 'string' ? code : err instanceof Error ? err.name : 'unknown';
 }
 
-/** The first line of a kit error's message (kit messages never hold tokens); others: the name only. */
+/**
+ * The first line of an error's message, capped: kit messages never hold
+ * tokens, and the service never puts one into SQL or into an error of its own.
+ */
 function errorMessage(err: unknown): string {
-  if (isRlsKitError(err)) return err.message;
-  return err instanceof Error ? err.name : 'non-error thrown';
+  const message = err instanceof Error ? err.message : 'non-error thrown';
+  return (message.split('\n')[0] ?? '').slice(0, 200);
 }
 
 /**

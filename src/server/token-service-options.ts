@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RevocationListOptions } from '../revocation/index.js';
 import type { AlertThresholds } from './alerts.js';
 import type { KeyRotationScheduleOptions } from './key-rotation.js';
 
@@ -90,6 +91,16 @@ export interface TokenServiceOptions {
         'every' | 'jwksCacheWindow' | 'clockTolerance' | 'alg' | 'maxCheckIntervalMs' | 'clock'
       >
     | false;
+  /**
+   * The revocation list's tuning: how long it may be out of sync before it
+   * stops answering from memory (`staleAfterMs`, default 5000), reconnect
+   * backoff, and the transport (default LISTEN/NOTIFY on the database;
+   * `createRedisTransport` for many nodes).
+   */
+  revocation?: Pick<
+    RevocationListOptions,
+    'staleAfterMs' | 'onStale' | 'backoffMs' | 'heartbeatMs' | 'transport'
+  >;
   /** How long `close()` waits for requests in flight before cutting connections (ms, default 10000). */
   drainTimeoutMs?: number;
   /** Connections in the service's Postgres pool (default 10). */
