@@ -4,8 +4,9 @@ import { PipelinedQuery, PipelineUnsupportedError } from './pipeline.js';
 import {
   type AsUserOptions,
   type ClaimsSource,
-  END_CHECK_SQL,
+  END_OF_REQUEST_SQL,
   endOfRequestError,
+  isCheckFailure,
   type RequestSettings,
   resolveRequestSettings,
   type SettingsStatement,
@@ -93,17 +94,14 @@ export async function asUserPg<T>(
         'the callback ended the request transaction (COMMIT or ROLLBACK inside asUserPg); statements after it ran without the user settings: never end the transaction inside the callback',
       );
     }
-    // The check and COMMIT in one round trip: the status above misses a
-    // callback that ended the transaction and opened another (COMMIT; BEGIN),
-    // whose work ran as the login user; the check catches it, and an aborted
-    // transaction too, before COMMIT runs.
-    let committing = false;
+    // The check and COMMIT in one simple-protocol round trip: the status
+    // above misses a callback that ended the transaction and opened another
+    // (COMMIT; BEGIN), whose work ran as the login user; the check catches
+    // it, and an aborted transaction too, and then COMMIT never runs.
     try {
-      await endRequest(client, () => {
-        committing = true;
-      });
+      await client.query(END_OF_REQUEST_SQL);
     } catch (err) {
-      if (committing) {
+      if (!isCheckFailure(err)) {
         // COMMIT itself failed: its outcome on this socket is unknowable.
         broken = err instanceof Error ? err : new Error(String(err));
         throw err;
@@ -175,26 +173,6 @@ async function beginWithSettings(
   }
   await client.query('begin');
   return client.query(statement.sql, statement.parameters);
-}
-
-/**
- * The end-of-request check and COMMIT in one round trip; `committing` is
- * called once the check passed and COMMIT is (or may be) running.
- */
-async function endRequest(client: pg.PoolClient, committing: () => void): Promise<void> {
-  const end = new PipelinedQuery([{ text: END_CHECK_SQL }, { text: 'commit' }]);
-  try {
-    await client.query(end);
-    return;
-  } catch (err) {
-    if (!(err instanceof PipelineUnsupportedError)) {
-      if (end.commands.length > 0) committing();
-      throw err;
-    }
-  }
-  await client.query(END_CHECK_SQL);
-  committing();
-  await client.query('commit');
 }
 
 function transactionStatus(client: pg.PoolClient): string | undefined {

@@ -167,8 +167,8 @@ where r.rolname = $1::text
 export const ENDED_EARLY = 'rls_kit: request transaction ended inside the callback';
 
 /**
- * The end-of-request check, sent with COMMIT in one round trip (an error
- * makes the server skip the COMMIT). No row while the transaction-local role
+ * The end-of-request check, sent with COMMIT in one round trip
+ * ({@link END_OF_REQUEST_SQL}: an error makes the server skip the COMMIT). No row while the transaction-local role
  * is in place; once the callback ended the transaction itself (COMMIT or
  * ROLLBACK, perhaps followed by a BEGIN of its own) the role is 'none', and
  * reading a setting that cannot exist raises an error naming
@@ -181,6 +181,23 @@ export const ENDED_EARLY = 'rls_kit: request transaction ended inside the callba
  */
 export const END_CHECK_SQL = `select where case when pg_catalog.current_setting('role') = 'none'
   then pg_catalog.current_setting('${ENDED_EARLY}') is null else false end`;
+
+/**
+ * The end of a request in one simple-protocol round trip: the check, then
+ * COMMIT. An error in the check skips the COMMIT.
+ * @internal
+ */
+export const END_OF_REQUEST_SQL = `${END_CHECK_SQL}; commit`;
+
+/**
+ * Whether an error of {@link END_OF_REQUEST_SQL} came from the check (the
+ * transaction is still open and must be rolled back) rather than from COMMIT.
+ * @internal
+ */
+export function isCheckFailure(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.includes(ENDED_EARLY) || (err as { code?: unknown }).code === '25P02';
+}
 
 /**
  * Maps a failure of the end-of-request round trip (check + COMMIT) to a kit
