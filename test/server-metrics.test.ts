@@ -176,6 +176,7 @@ describe('service metrics', () => {
     expect(bodyB).toContain('tokens_token_verifications_total');
     expect(bodyB).not.toContain('rls_kit_');
     expect(bodyB).not.toContain('process_cpu_user_seconds_total');
+    expect(bodyB).not.toContain('token_event_rate'); // no detector, no detector gauges
     expect(() => createServiceMetrics({ prefix: '9bad-' })).toThrow(/prefix/);
     a.close();
     b.close();
@@ -191,7 +192,12 @@ describe('service metrics', () => {
         },
       }),
     );
-    const alerts = createAlertDetector({ logger, thresholds: { warmupSeconds: 0 } });
+    const at = Date.UTC(2026, 0, 1); // one instant: every event in one bucket, whatever the wall clock does
+    const alerts = createAlertDetector({
+      logger,
+      thresholds: { warmupSeconds: 0 },
+      clock: () => at,
+    });
     const metrics = createServiceMetrics({ alerts, processMetrics: false });
     const verifier = createVerifier({
       issuer: ISS,
@@ -213,6 +219,13 @@ describe('service metrics', () => {
     expect(sample(body, 'rls_kit_alerts_total', { event: 'bad_signature' })).toBe(1);
     expect(sample(body, 'rls_kit_alerts_total', { event: 'refresh_reuse' })).toBe(1);
     expect(sample(body, 'rls_kit_alerts_total', { event: 'expired' })).toBe(0);
+    // what the detector compared: 25 bad signatures in its 60 s window
+    expect(sample(body, 'rls_kit_token_event_rate', { event: 'bad_signature' })).toBeCloseTo(
+      25 / 60,
+      3,
+    );
+    expect(sample(body, 'rls_kit_token_event_baseline', { event: 'bad_signature' })).toBe(0);
+    expect(sample(body, 'rls_kit_token_event_rate', { event: 'expired' })).toBe(0);
     for (const l of lines) expect(JSON.stringify(l)).not.toContain(forged.slice(0, 20));
     metrics.close();
   });

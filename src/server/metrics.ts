@@ -112,6 +112,7 @@ export interface ServiceMetricsOptions {
  * | `rls_kit_jwks_fetches_total` | counter | `outcome`: `ok`, `error` |
  * | `rls_kit_revocation_lag_seconds` | gauge | (read at scrape time) |
  * | `rls_kit_alerts_total` | counter | `event`: the detector's events |
+ * | `rls_kit_token_event_rate`, `rls_kit_token_event_baseline` | gauge | `event` (with a detector only) |
  *
  * plus prom-client's default `process_*` / `nodejs_*` metrics unless
  * `processMetrics: false`. Labels never carry a token, subject, kid or
@@ -193,7 +194,28 @@ export function createServiceMetrics(options: ServiceMetricsOptions = {}): Servi
   jwks.inc({ outcome: 'ok' }, 0);
   jwks.inc({ outcome: 'error' }, 0);
   for (const e of ALERT_EVENTS) alertsTotal.inc({ event: e }, 0);
-  alerts?.subscribe((a) => alertsTotal.inc({ event: a.event }));
+  if (alerts) {
+    alerts.subscribe((a) => alertsTotal.inc({ event: a.event }));
+    // What the detector compares, for dashboards: the window's rate against the baseline.
+    const read = (pick: 'rate' | 'baseline') =>
+      function (this: Gauge<'event'>) {
+        for (const s of alerts.state()) this.set({ event: s.event }, s[pick]);
+      };
+    new Gauge({
+      name: `${prefix}token_event_rate`,
+      help: 'Alert detector: events per second over its short window, by event',
+      labelNames: ['event'],
+      registers,
+      collect: read('rate'),
+    });
+    new Gauge({
+      name: `${prefix}token_event_baseline`,
+      help: 'Alert detector: the baseline rate (events per second) the window is compared with',
+      labelNames: ['event'],
+      registers,
+      collect: read('baseline'),
+    });
+  }
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   const labels = new Set<string>(PRESET_OUTCOMES);
