@@ -268,7 +268,16 @@ describe('metrics and alerts in the running service', () => {
       issuer: ISS,
       audience: AUD,
       keyRotation: false,
-      alerts: { warmupSeconds: 0, minCount: 10 },
+      // Hour-long buckets: the burst cannot straddle a bucket boundary (which would feed the
+      // baseline mid-test); the threshold is then 4 × 0.001/s = 14.4 events per hour.
+      alerts: {
+        warmupSeconds: 0,
+        minCount: 10,
+        windowSeconds: 3600,
+        bucketSeconds: 3600,
+        baselineSeconds: 3600,
+        minBaselineRate: 0.001,
+      },
       logger: pino(
         new Writable({
           write(chunk, _e, done) {
@@ -301,8 +310,8 @@ describe('metrics and alerts in the running service', () => {
       expect(sample(after, 'rls_kit_jwks_fetches_total', { outcome: 'ok' })).toBe(1);
       const alerts = lines.filter((l) => l.alert === 'token_event_rate');
       expect(alerts).toHaveLength(1);
-      // 13 = the first count whose rate (per 60 s) is above 4 × the 0.05/s floor
-      expect(alerts[0]).toMatchObject({ level: 40, event: 'bad_signature', count: 13 });
+      // 15 = the first count whose rate (per hour) is above 4 × the 0.001/s floor
+      expect(alerts[0]).toMatchObject({ level: 40, event: 'bad_signature', count: 15 });
       expect(JSON.stringify(lines)).not.toContain(forged.slice(-40));
     } finally {
       await service.close();
