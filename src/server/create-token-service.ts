@@ -11,9 +11,9 @@ import { RlsKitError } from '../errors.js';
 import type { Keyring } from '../keys/index.js';
 import { createRefreshTokens } from '../refresh/index.js';
 import { createRevocationList, type RevocationList } from '../revocation/index.js';
+import { createEdgeHandler, createWellKnownHandler } from '../supabase/index.js';
 import { createSupabaseVerifier, type Verifier } from '../tokens/index.js';
 import { createAlertDetector } from './alerts.js';
-import { createBearerHandler } from './bearer-handler.js';
 import { normalize } from './client-address.js';
 import { createRateLimiter } from './create-rate-limiter.js';
 import { createServiceLogger } from './create-service-logger.js';
@@ -26,11 +26,10 @@ import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
 import { oauthError } from './oauth-error.js';
 import { prepareDatabase, type ServiceDatabase } from './prepare-database.js';
 import { revokeEndpoint } from './revoke-endpoint.js';
-import { failureResponse, type ServiceContext } from './service-context.js';
+import { errorCode, failureResponse, type ServiceContext } from './service-context.js';
 import { loadServiceKeys, type ServiceKeys, type ServiceMinter } from './service-keys.js';
 import { rateLimited, tokenEndpoint } from './token-endpoint.js';
 import type { TokenServiceOptions } from './token-service-options.js';
-import { jwksEndpoint, openIdConfigurationEndpoint } from './well-known-endpoints.js';
 
 /** Default port of `rls-kit start`. */
 export const DEFAULT_PORT = 8787;
@@ -403,8 +402,26 @@ function buildApp(
     const r = await extra.readiness();
     return c.json(r, r.ready ? 200 : 503, { 'cache-control': 'no-store' });
   });
-  app.get('/.well-known/jwks.json', () => jwksEndpoint(ctx));
-  app.get('/.well-known/openid-configuration', () => openIdConfigurationEndpoint(ctx));
+  // The Supabase module's issuer documents (the same a project's third-party auth reads),
+  // with the keyring read per request so a rotation shows at once.
+  const base = ctx.issuer.replace(/\/+$/, '');
+  const wellKnown = createWellKnownHandler({
+    issuer: ctx.issuer,
+    keyring: () => ctx.keys.keyring(),
+    extra: {
+      token_endpoint: `${base}/token`,
+      revocation_endpoint: `${base}/revoke`,
+      grant_types_supported: ['refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange'],
+      token_endpoint_auth_methods_supported: ['none'],
+      revocation_endpoint_auth_methods_supported: ['none'],
+    },
+  });
+  app.get('/.well-known/*', (c) => {
+    const response = wellKnown(c.req.raw);
+    if (response === undefined) return oauthError(404, 'not_found', 'no such document');
+    if (c.req.path.endsWith('/jwks.json')) ctx.metrics.jwksFetch(response.ok ? 'ok' : 'error');
+    return response;
+  });
   app.get('/metrics', async () => {
     const { contentType, body } = await ctx.metrics.render();
     return new Response(body, {
@@ -424,8 +441,15 @@ function buildApp(
     );
   }
 
-  const documents = createBearerHandler(
-    { verifier: ctx.keys.verifier, db: ctx.db },
+  // The example API through the Supabase module's Edge-Function wrapper: bearer verified
+  // (revocation included), the handler in one transaction as the user, 401/403/503 per RFC 6750.
+  const documents = createEdgeHandler(
+    {
+      verifier: ctx.keys.verifier,
+      db: ctx.db,
+      onError: (err, { status }) =>
+        logger.warn({ what: 'api', status, code: errorCode(err) }, 'example API request failed'),
+    },
     (request, { claims, db }) => documentsHandler(request, { claims, db }),
   );
   app.on(

@@ -12,7 +12,6 @@
  *
  * @module
  */
-export { createBearerHandler } from './bearer-handler.js';
 export { clientAddress } from './client-address.js';
 export { createRateLimiter, type RateLimiter } from './create-rate-limiter.js';
 export { createServiceLogger, REDACT_PATHS } from './create-service-logger.js';
