@@ -86,7 +86,7 @@ async function create(
     );
   }
   // A refusal by RLS (42501, e.g. a viewer) propagates: the transaction must roll back, and
-  // the bearer wrapper answers 403.
+  // the edge wrapper (createEdgeHandler) answers 403.
   const row = await db
     .insertInto('documents')
     .values({

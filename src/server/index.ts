@@ -12,6 +12,18 @@
  *
  * @module
  */
+
+// Operations (metrics, alerts, key rotation): see docs/operations.md.
+export {
+  ALERT_EVENTS,
+  type AlertDetector,
+  type AlertDetectorOptions,
+  type AlertEvent,
+  type AlertThresholds,
+  createAlertDetector,
+  DEFAULT_ALERT_THRESHOLDS,
+  type TokenAlert,
+} from './alerts.js';
 export { clientAddress } from './client-address.js';
 export { createRateLimiter, type RateLimiter } from './create-rate-limiter.js';
 export { createServiceLogger, REDACT_PATHS } from './create-service-logger.js';
@@ -25,6 +37,18 @@ export {
 } from './create-token-service.js';
 export { type DocumentsRequestContext, documentsHandler } from './documents-endpoint.js';
 export type { ExampleDatabase } from './example-database.js';
+export {
+  createKeyRotationSchedule,
+  type KeyRotationSchedule,
+  type KeyRotationScheduleOptions,
+  type KeyringStore,
+} from './key-rotation.js';
+export {
+  createServiceMetrics,
+  type IssueGrant,
+  type ServiceMetrics,
+  type ServiceMetricsOptions,
+} from './metrics.js';
 export { type OAuthErrorCode, oauthError } from './oauth-error.js';
 export {
   clearRefreshCookie,
@@ -34,6 +58,11 @@ export {
   refreshCookie,
 } from './refresh-cookie.js';
 export { type ResolvedClaims, resolveClaims } from './resolve-claims.js';
+export {
+  type RotateKeyringFileOptions,
+  type RotateKeyringFileResult,
+  rotateKeyringFile,
+} from './rotate-keyring-file.js';
 export type { ServiceKeys } from './service-keys.js';
 export { startTokenService, type TokenService } from './start-token-service.js';
 export type {
