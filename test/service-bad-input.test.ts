@@ -6,7 +6,9 @@
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli/main.js';
 import type { TokenService } from '../src/server/index.js';
+import { memoryIO } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import {
   ACCESS_TYPE,
@@ -346,5 +348,23 @@ describe('rate limiting of /token per client', () => {
       );
     }
     expect(statuses).toEqual([400, 400, 400, 400, 400, 429]);
+  });
+});
+
+describe('rls-kit start with bad flags', () => {
+  it('answers usage errors with exit 2 and one line, before starting anything', async () => {
+    for (const args of [
+      ['start', '--port', 'x'],
+      ['start', '--port', '70000'],
+      ['start', '--bogus'],
+    ]) {
+      const io = memoryIO();
+      expect(await runCli(args, io), args.join(' ')).toBe(2);
+      expect(io.err().trim().split('\n')).toHaveLength(1);
+      expect(io.err()).toMatch(/rls-kit start --help/);
+    }
+    const help = memoryIO();
+    expect(await runCli(['start', '--help'], help)).toBe(0);
+    expect(help.out()).toContain('--supabase-url');
   });
 });
