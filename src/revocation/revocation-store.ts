@@ -69,18 +69,26 @@ export function isRevokedIn(
   const sid = claims.sid;
   if (sid !== undefined && (typeof sid !== 'string' || !UUID_RE.test(sid))) return true;
 
-  const jti = jtiText(claims.jti);
-  if (jti !== undefined) {
-    const exp = store.tokens.get(jti);
-    if (exp !== undefined) {
-      if (exp > nowSec) return true;
-      store.tokens.delete(jti);
+  // Empty maps are skipped, and with them the lower-casing (a string allocation per claim).
+  const { tokens, subjects, sessions } = store;
+  if (tokens.size > 0) {
+    const jti = jtiText(claims.jti);
+    if (jti !== undefined) {
+      const exp = tokens.get(jti);
+      if (exp !== undefined) {
+        if (exp > nowSec) return true;
+        tokens.delete(jti);
+      }
     }
   }
-  const cutoff = store.subjects.get(sub.toLowerCase());
-  if (cutoff !== undefined && Math.floor(iat) <= cutoff) return true;
-  if (typeof sessionId === 'string' && store.sessions.has(sessionId.toLowerCase())) return true;
-  if (typeof sid === 'string' && store.sessions.has(sid.toLowerCase())) return true;
+  if (subjects.size > 0) {
+    const cutoff = subjects.get(sub.toLowerCase());
+    if (cutoff !== undefined && Math.floor(iat) <= cutoff) return true;
+  }
+  if (sessions.size > 0) {
+    if (typeof sessionId === 'string' && sessions.has(sessionId.toLowerCase())) return true;
+    if (typeof sid === 'string' && sessions.has(sid.toLowerCase())) return true;
+  }
   return false;
 }
 
