@@ -140,8 +140,12 @@ export async function createTokenService(
     seed: demo,
   });
   const cleanups: (() => Promise<void>)[] = [() => database.close()];
-  const cleanup = async () => {
-    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+  let closed: Promise<void> | undefined;
+  const cleanup = () => {
+    closed ??= (async () => {
+      for (const fn of [...cleanups].reverse()) await fn().catch(() => undefined);
+    })();
+    return closed;
   };
   try {
     const pool = new pg.Pool({

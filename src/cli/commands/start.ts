@@ -104,7 +104,11 @@ export const startCommand: Command = {
       const stop = (signal: string) => {
         process.off('SIGINT', onInt);
         process.off('SIGTERM', onTerm);
-        logger.info({ signal }, 'shutting down: draining requests');
+        // A second signal while draining means "now".
+        const force = () => process.exit(1);
+        process.once('SIGINT', force);
+        process.once('SIGTERM', force);
+        logger.info({ signal }, 'shutting down: draining requests (again to force)');
         service.close().then(resolve, (err: unknown) => {
           logger.error({ code: (err as { code?: string }).code }, 'shutdown failed');
           resolve();
