@@ -188,7 +188,13 @@ describe('Postgres stopped and restarted under load', () => {
     target.port = pgServer.port;
     await until('readyz to turn true again', ready, 60_000);
     const recovered = performance.now();
-    await new Promise((r) => setTimeout(r, 1000)); // load after recovery
+    // Load after recovery, until enough of it has been served (a loaded machine is slow).
+    await until(
+      'load after recovery',
+      async () =>
+        samples.filter((s) => s.start >= recovered && s.kind === 'good' && s.status === 200)
+          .length >= 20,
+    );
     running = false;
     await Promise.all(workers);
 
@@ -217,7 +223,7 @@ describe('Postgres stopped and restarted under load', () => {
     for (const s of during.filter((x) => x.kind === 'revoked'))
       expect([401, 503]).toContain(s.status);
     // Recovered on its own: good tokens served again, the revoked one still refused.
-    expect(count(after, 'good', 200)).toBeGreaterThan(10);
+    expect(count(after, 'good', 200)).toBeGreaterThanOrEqual(20);
     expect(after.filter((s) => s.kind === 'good').every((s) => s.status === 200)).toBe(true);
     expect(after.filter((s) => s.kind === 'revoked').every((s) => s.status === 401)).toBe(true);
 
