@@ -20,6 +20,12 @@
  *   what the token layer costs (parsing, verification cache, revocation),
  *   asUser/floor what the RLS transaction costs.
  *
+ * - **one write, no token** (what-if, not a goal): the same transaction as
+ *   asUser's — BEGIN, the settings statement, the query, the still-ours
+ *   check, COMMIT — sent as one pipelined write (the kit's internal
+ *   `PipelinedQuery`), i.e. one round trip like the floor's: the ceiling
+ *   for an `asUser` that pipelines one-statement requests whole.
+ *
  * All servers run in one child process (one core for the server, as in
  * production), the load generator (autocannon) in this one. Rounds
  * alternate floor/service (order flipped each round) so drift and
@@ -75,13 +81,15 @@ interface Served {
   service: string;
   floor: string;
   asuser: string;
+  onewrite: string;
 }
 
 type Target = keyof Served;
 /** Measured in this order in round 1, rotated by one each round. */
-const TARGETS: readonly Target[] = ['floor', 'asuser', 'service'];
+const TARGETS: readonly Target[] = ['floor', 'onewrite', 'asuser', 'service'];
 const LABELS: Record<Target, string> = {
   floor: 'floor: same query, no auth (postgres, WHERE org_id)',
+  onewrite: 'one write, no token: BEGIN, settings, query, check, COMMIT pipelined',
   asuser: 'asUser, no token: RLS transaction as the user',
   service: 'service: bearer token, revocation, RLS as the user',
 };
@@ -109,15 +117,25 @@ interface Measured {
 async function serve(): Promise<void> {
   const databaseUrl = process.env.BENCH_SERVICE_DB!;
   const keysFile = process.env.BENCH_SERVICE_KEYS!;
-  const [{ Hono }, { serve: listen }, { pino }, server, { asUser }, { Kysely, PostgresDialect }] =
-    await Promise.all([
-      import('hono'),
-      import('@hono/node-server'),
-      import('pino'),
-      import('../src/server/index.js'),
-      import('../src/db/as-user.js'),
-      import('kysely'),
-    ]);
+  const [
+    { Hono },
+    { serve: listen },
+    { pino },
+    server,
+    { asUser },
+    { Kysely, PostgresDialect },
+    { PipelinedQuery },
+    settingsSql,
+  ] = await Promise.all([
+    import('hono'),
+    import('@hono/node-server'),
+    import('pino'),
+    import('../src/server/index.js'),
+    import('../src/db/as-user.js'),
+    import('kysely'),
+    import('../src/db/pipeline.js'),
+    import('../src/db/request-settings.js'),
+  ]);
   const service = await server.startTokenService({
     databaseUrl,
     keysFile,
@@ -180,6 +198,53 @@ async function serve(): Promise<void> {
     });
   });
 
+  // The what-if row: asUser's transaction as one pipelined write (one round trip).
+  const onePool = new pg.Pool({ connectionString: databaseUrl, max: POOL });
+  onePool.on('error', () => undefined);
+  const listSql = db
+    .selectFrom('documents')
+    .select(['id', 'org_id', 'owner_id', 'title', 'body', 'created_at'])
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .limit(50)
+    .compile();
+  const settingsOf = await Promise.all(
+    claims.map((c) =>
+      settingsSql.resolveRequestSettings(c, {
+        request: { method: 'GET', path: '/api/documents' },
+      }),
+    ),
+  );
+  const one = new Hono();
+  one.get('/api/documents', async (c) => {
+    const settings = settingsOf[Number(c.req.query('u'))]!;
+    const client = await onePool.connect();
+    try {
+      const result = await client.query(
+        new PipelinedQuery([
+          { text: 'begin' },
+          // The pipeline describes one statement's rows: the settings run, their one row is dropped.
+          {
+            text: `select from (${settingsSql.SETTINGS_SQL}) s where s.applied < 0`,
+            values: settings.values,
+          },
+          { text: listSql.sql, values: listSql.parameters.map(String), rows: true },
+          { text: settingsSql.END_CHECK_SQL },
+          { text: 'commit' },
+        ]) as unknown as string,
+      );
+      return new Response(JSON.stringify(result.rows), {
+        status: 200,
+        headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+      });
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  });
+
   const start = (fetch: (r: Request) => Response | Promise<Response>) =>
     new Promise<{ url: string; close: () => Promise<void> }>((resolve) => {
       const s = listen({ fetch, port: 0, hostname: '127.0.0.1' }, (info) =>
@@ -191,10 +256,23 @@ async function serve(): Promise<void> {
     });
   const floor = await start(app.fetch);
   const asuser = await start(users.fetch);
-  const served: Served = { service: service.url, floor: floor.url, asuser: asuser.url };
+  const onewrite = await start(one.fetch);
+  const served: Served = {
+    service: service.url,
+    floor: floor.url,
+    asuser: asuser.url,
+    onewrite: onewrite.url,
+  };
   process.stdout.write(`${JSON.stringify(served)}\n`);
   const stop = async () => {
-    await Promise.allSettled([service.close(), floor.close(), asuser.close(), pool.end()]);
+    await Promise.allSettled([
+      service.close(),
+      floor.close(),
+      asuser.close(),
+      onewrite.close(),
+      pool.end(),
+      onePool.end(),
+    ]);
     await db.destroy().catch(() => undefined);
     process.exit(0);
   };
@@ -258,7 +336,7 @@ export async function run(): Promise<BenchReport> {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const served = await firstLine(child);
-    log(`service ${served.service}, floor ${served.floor}, asUser ${served.asuser}`);
+    log(`service ${served.service}, floor ${served.floor}`);
 
     /** The path (and header) of request `i` of `target`: users cycled, the same for every target. */
     const request = (
@@ -267,7 +345,7 @@ export async function run(): Promise<BenchReport> {
     ): { path: string; headers?: Record<string, string> } =>
       target === 'floor'
         ? { path: `/api/documents?org=${personas[i]!.org}` }
-        : target === 'asuser'
+        : target === 'asuser' || target === 'onewrite'
           ? { path: `/api/documents?u=${i}` }
           : { path: '/api/documents', headers: { authorization: `Bearer ${tokens[i]}` } };
 
@@ -350,6 +428,7 @@ export async function run(): Promise<BenchReport> {
         'service / floor, p99 latency': ratio('service', 'floor', 'p99Ms'),
         'asUser / floor, req/s (the RLS transaction)': ratio('asuser', 'floor'),
         'service / asUser, req/s (the token layer)': ratio('service', 'asuser'),
+        'one write / floor, req/s (asUser pipelined whole, what-if)': ratio('onewrite', 'floor'),
         'load average (1m) before → after': `${round1(loadBefore[0]!)} → ${round1(loadAfter[0]!)}`,
       },
       notes: [
