@@ -80,7 +80,16 @@ export interface TokenServiceApp {
   close(): Promise<void>;
 }
 
-/** True for 127.0.0.0/8, ::1 and `localhost`. */
+/**
+ * True for 127.0.0.0/8, ::1 and `localhost`: the hosts demo mode (and a
+ * cookie without `Secure`) are allowed on.
+ *
+ * @example
+ * ```ts
+ * isLoopbackHost('127.0.0.1'); // true
+ * isLoopbackHost('0.0.0.0'); // false
+ * ```
+ */
 export function isLoopbackHost(host: string): boolean {
   if (host === 'localhost') return true;
   const ip = normalize(host.replace(/^\[|\]$/g, ''));
