@@ -390,7 +390,8 @@ describe('rls-kit start (demo mode on a private embedded Postgres)', () => {
     expect(out).toMatch(/"error":"forbidden"/); // the viewer's insert
     expect(out).toMatch(/"error":"invalid_grant"/); // the replayed refresh cookie
     expect(
-      (out.match(/"invalid_token","error_description":"the access token has been revoked"/g) ?? []).length,
+      (out.match(/"invalid_token","error_description":"the access token has been revoked"/g) ?? [])
+        .length,
     ).toBe(2); // after reuse, after logout
     expect(out).toMatch(/"keys":\[\{"kty":"EC"/);
     expect(out).toMatch(/^rls_kit_refresh_reuse_detected_total 1$/m);
