@@ -5,6 +5,7 @@
  * and the Secure attribute off loopback.
  */
 import { decodeJwt } from 'jose';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenService } from '../src/server/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -16,6 +17,7 @@ import {
   type FakeSupabase,
   form,
   getDocuments,
+  ORGS,
   startFakeSupabase,
   startTestService,
   tempHome,
@@ -192,6 +194,63 @@ describe('the refresh cookie', () => {
     const none = await fetch(`${strict.url}/token`, form({ grant_type: 'refresh_token' }));
     expect(none.status).toBe(400);
     expect((await body(none)).error_description).toMatch(/no refresh token/);
+  });
+
+  it('refresh can switch the active organization among memberships only', async () => {
+    const jar = new CookieJar();
+    const first = await signIn(strict, jar, USERS.alice);
+    expect(decodeJwt(first)).toMatchObject({ org_id: ORGS.acme, user_role: 'owner' });
+    const refused = await jar.fetch(
+      `${strict.url}/token`,
+      form({ grant_type: 'refresh_token', org_id: ORGS.initech }),
+    );
+    expect(refused.status).toBe(400);
+    expect((await body(refused)).error).toBe('invalid_request');
+    // Nothing was used up: the same cookie still refreshes, into Globex this time.
+    const globex = await jar.fetch(
+      `${strict.url}/token`,
+      form({ grant_type: 'refresh_token', org_id: ORGS.globex }),
+    );
+    expect(globex.status).toBe(200);
+    const token = (await body(globex)).access_token as string;
+    expect(decodeJwt(token)).toMatchObject({ org_id: ORGS.globex, user_role: 'member' });
+    const docs = (await (await getDocuments(strict.url, token, '?limit=100')).json()) as {
+      org_id: string;
+    }[];
+    expect(docs.length).toBeGreaterThan(0);
+    expect(docs.every((d) => d.org_id === ORGS.globex)).toBe(true);
+  });
+
+  it('a changed membership kills the access tokens at once; the next refresh carries the new role', async () => {
+    const jar = new CookieJar();
+    const before = await signIn(strict, jar, USERS.frank); // Globex viewer
+    expect(decodeJwt(before)).toMatchObject({ user_role: 'viewer' });
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      await admin.query(
+        "update public.memberships set role = 'member' where user_id = $1 and org_id = $2",
+        [USERS.frank, ORGS.globex],
+      );
+    } finally {
+      await admin.end();
+    }
+    await expect
+      .poll(async () => (await getDocuments(strict.url, before)).status, { timeout: 5000 })
+      .toBe(401);
+    // The cut-off is whole seconds (tokens have second-resolution iat): a token minted in the
+    // same second as the change would be dead too, so the client refreshes a second later.
+    await new Promise((r) => setTimeout(r, 1100));
+    const res = await refresh(strict, jar);
+    expect(res.status).toBe(200);
+    const after = (await body(res)).access_token as string;
+    expect(decodeJwt(after)).toMatchObject({ org_id: ORGS.globex, user_role: 'member' });
+    const created = await fetch(`${strict.url}/api/documents`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${after}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'frank can write now' }),
+    });
+    expect(created.status).toBe(201);
   });
 
   it('is Secure whenever the issuer is https (only a loopback http demo drops it)', async () => {
