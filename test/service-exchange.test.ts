@@ -262,3 +262,29 @@ describe('token exchange', () => {
     expect(text).not.toMatch(/rk1_|eyJ/);
   });
 });
+
+describe('the service logger', () => {
+  it('censors token, cookie and secret fields a caller logs by mistake', async () => {
+    const { createServiceLogger } = await import('../src/server/index.js');
+    const lines: string[] = [];
+    const logger = createServiceLogger({
+      destination: { write: (line: string) => lines.push(line) },
+    });
+    const access = await supabase.token(USERS.carol);
+    logger.info(
+      {
+        authorization: `Bearer ${access}`,
+        req: {
+          headers: { authorization: `Bearer ${access}`, cookie: 'rls_kit_refresh=rk1_secret' },
+        },
+        body: { refresh_token: 'rk1_secret', subject_token: access, password: 'hunter2' },
+        token: access,
+      },
+      'careless',
+    );
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toContain(access.split('.')[1]!.slice(0, 24));
+    expect(lines[0]).not.toMatch(/rk1_secret|hunter2/);
+    expect(lines[0]).toContain('[redacted]');
+  });
+});
