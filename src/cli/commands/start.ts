@@ -33,7 +33,7 @@ export const startCommand: Command = {
   summary: 'run the token service (JWKS, token exchange, refresh cookies, revocation, example API)',
   usage:
     'rls-kit start [--port 8787] [--host 127.0.0.1] [--db-url URL] [--keys FILE] [--issuer URL]\n' +
-    '              [--supabase-url URL] [--cors-origin ORIGIN]... [--trusted-proxy IP]... [--no-demo]\n\n' +
+    '              [--supabase-url URL] [--cors-origin ORIGIN]... [--trusted-proxy IP]... [--no-demo] [--no-migrate]\n\n' +
     '  --port N             port (0: a free one); default 8787\n' +
     '  --host H             interface; default 127.0.0.1 (demo mode needs a loopback host)\n' +
     '  --db-url URL         Postgres (default DATABASE_URL, else the embedded one in .rls-kit/)\n' +
@@ -43,7 +43,8 @@ export const startCommand: Command = {
     '                       SUPABASE_JWT_SECRET for a project on the legacy secret)\n' +
     '  --cors-origin O      allow browser calls from O (repeatable); CORS is off without it\n' +
     '  --trusted-proxy IP   believe X-Forwarded-For from this proxy for rate limiting (repeatable)\n' +
-    '  --no-demo            no /demo/login and no seed even on the embedded database\n\n' +
+    '  --no-demo            no /demo/login and no seed even on the embedded database\n' +
+    '  --no-migrate         do not apply the kit and example migrations at start\n\n' +
     'stdout: URLs and a curl tour; stderr: JSON log lines. Ctrl-C stops it gracefully.',
   async run(args, io) {
     const { values } = parseFlags(
@@ -58,6 +59,7 @@ export const startCommand: Command = {
         'cors-origin': { type: 'string', multiple: true },
         'trusted-proxy': { type: 'string', multiple: true },
         'no-demo': { type: 'boolean' },
+        'no-migrate': { type: 'boolean' },
       },
       'start',
     );
@@ -87,6 +89,7 @@ export const startCommand: Command = {
       ...(values.keys === undefined ? {} : { keysFile: values.keys }),
       ...(values.issuer === undefined ? {} : { issuer: values.issuer }),
       ...(values['no-demo'] ? { demo: false } : {}),
+      ...(values['no-migrate'] ? { migrate: false } : {}),
       ...(supabaseUrl === undefined
         ? {}
         : {
