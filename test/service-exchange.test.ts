@@ -127,7 +127,7 @@ describe('token exchange', () => {
       org_id: ORGS.globex,
       user_role: 'member',
     });
-    // A stale hook claim for an org she left: ignored, her strongest membership instead.
+    // A stale hook claim for an org she left: ignored, her oldest membership instead.
     const stale = await exchange(await supabase.token(USERS.alice, { org_id: ORGS.initech }));
     expect(decodeJwt((await body(stale)).access_token as string)).toMatchObject({
       org_id: ORGS.acme,
@@ -140,6 +140,49 @@ describe('token exchange', () => {
     expect(
       (await body(await exchange(await supabase.token(USERS.alice), { org_id: 'nope' }))).error,
     ).toBe('invalid_request');
+  });
+
+  it("picks the organization by the hook resolver's rule: oldest enabled membership; all disabled is refused", async () => {
+    const heidi = 'b0000000-0000-4000-8000-000000000008'; // Initech admin, Globex viewer (Globex is older)
+    // Oldest membership wins, not the strongest role: the same org a Supabase sign-in gives her.
+    const oldest = await exchange(await supabase.token(heidi));
+    expect(decodeJwt((await body(oldest)).access_token as string)).toMatchObject({
+      org_id: ORGS.globex,
+      user_role: 'viewer',
+    });
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      // Disabling a membership revokes the user's tokens (whole-second cut-off): mint after it.
+      await admin.query(
+        'update public.memberships set disabled = true where user_id = $1 and org_id = $2',
+        [heidi, ORGS.globex],
+      );
+      await admin.query('update public.memberships set disabled = true where user_id = $1', [
+        USERS.frank,
+      ]);
+      await new Promise((r) => setTimeout(r, 1100));
+      const next = await exchange(await supabase.token(heidi));
+      expect(decodeJwt((await body(next)).access_token as string)).toMatchObject({
+        org_id: ORGS.initech,
+        user_role: 'admin',
+      });
+      // A disabled membership cannot be chosen explicitly either.
+      const explicit = await exchange(await supabase.token(heidi), { org_id: ORGS.globex });
+      expect((await body(explicit)).error).toBe('invalid_request');
+      // Every membership disabled: refused, as the hook refuses the sign-in.
+      const refused = await exchange(await supabase.token(USERS.frank));
+      expect(refused.status).toBe(400);
+      expect(await body(refused)).toMatchObject({
+        error: 'invalid_grant',
+        error_description: expect.stringMatching(/disabled/),
+      });
+    } finally {
+      await admin.query('update public.memberships set disabled = false where user_id = any($1)', [
+        [heidi, USERS.frank],
+      ]);
+      await admin.end();
+    }
   });
 
   it('never issues more than authenticated', async () => {

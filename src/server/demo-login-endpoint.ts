@@ -69,7 +69,13 @@ export async function demoLoginEndpoint(ctx: ServiceContext, request: Request): 
       );
     }
     const resolved = await resolveClaims(ctx.pool, sub, { preferredOrg: orgId, strict: true });
-    if (!resolved.ok) return oauthError(400, 'invalid_request', resolved.reason);
+    if (!resolved.ok) {
+      return oauthError(
+        400,
+        resolved.kind === 'refused' ? 'invalid_grant' : 'invalid_request',
+        resolved.reason,
+      );
+    }
     session = await ctx.refresh.issue({ sub, claims: resolved.claims });
   } catch (err) {
     return failureResponse(ctx, err, 'demo login');

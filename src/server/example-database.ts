@@ -22,6 +22,8 @@ export interface ExampleDatabase {
     org_id: string;
     user_id: string;
     role: 'owner' | 'admin' | 'member' | 'viewer';
+    created_at: Generated<Date>;
+    disabled: Generated<boolean>;
   };
   organizations: { id: string; name: string };
 }

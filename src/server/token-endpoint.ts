@@ -213,7 +213,11 @@ async function exchangeGrant(
       preferredOrg: explicitOrg ?? hookOrg,
       strict: explicitOrg !== undefined,
     });
-    if (!resolved.ok) return oauthError(400, 'invalid_request', resolved.reason);
+    if (!resolved.ok) {
+      return resolved.kind === 'refused'
+        ? oauthError(400, 'invalid_grant', `subject_token rejected: ${resolved.reason}`)
+        : oauthError(400, 'invalid_request', resolved.reason);
+    }
     session = await ctx.refresh.issue({ sub: subject.sub, claims: resolved.claims });
   } catch (err) {
     if (isRlsKitError(err, 'ERR_TOKEN_CLAIMS')) {
