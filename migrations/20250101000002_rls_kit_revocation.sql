@@ -414,6 +414,11 @@ comment on function rls_kit.token_status(jsonb) is
 --     — and is planned anew on every call. Measured on whole requests whose
 --     pooled connection alternates roles (as an API's does): the guard's
 --     median cost fell from ~130-220 us to ~60-70 us on a loaded machine.
+--   * no session probes for a token without session_id and sid: they could
+--     only compare with NULL, and measured on whole requests over pooled
+--     connections that alternate roles they made most calls several times
+--     slower (a slow mode whose cause is not pinned down; tokens that do
+--     carry a session claim still pay it now and then).
 --   * STABLE: the probes use the outer statement's snapshot, so a revocation
 --     committed before a statement starts is seen by that statement.
 --   * the per-request memo of pre_request(): see there. Without it (the
@@ -443,10 +448,12 @@ begin
     return true; -- pre_request() found this very token live in this transaction
   end if;
   c := raw::jsonb;
-  return coalesce(
-    pg_catalog.jsonb_typeof(c -> 'sub') = 'string'
-    and pg_catalog.jsonb_typeof(c -> 'iat') = 'number'
-    and not exists (
+  if pg_catalog.jsonb_typeof(c -> 'sub') is distinct from 'string'
+     or pg_catalog.jsonb_typeof(c -> 'iat') is distinct from 'number' then
+    return false;
+  end if;
+  if c ? 'session_id' or c ? 'sid' then
+    return not exists (
       select from rls_kit.revoked_tokens t
       where t.jti = c ->> 'jti'
       union all
@@ -457,8 +464,17 @@ begin
       select from rls_kit.revoked_sessions s where s.session_id = (c ->> 'session_id')::uuid
       union all
       select from rls_kit.revoked_sessions s where s.session_id = (c ->> 'sid')::uuid
-    ),
-    false);
+    );
+  end if;
+  -- No session claim: the session probes could only compare with NULL.
+  return not exists (
+    select from rls_kit.revoked_tokens t
+    where t.jti = c ->> 'jti'
+    union all
+    select from rls_kit.subject_revocations r
+    where r.sub = (c ->> 'sub')::uuid
+      and r.not_before >= pg_catalog.to_timestamp(pg_catalog.floor((c ->> 'iat')::numeric)::double precision)
+  );
 end
 $$;
 
