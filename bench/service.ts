@@ -25,6 +25,11 @@
  *   check, COMMIT — sent as one pipelined write (the kit's internal
  *   `PipelinedQuery`), i.e. one round trip like the floor's: the ceiling
  *   for an `asUser` that pipelines one-statement requests whole.
+ * - **implicit** (what-if): the settings statement and the query alone
+ *   before one Sync — Postgres runs them as one implicit transaction, so the
+ *   transaction-local settings apply to the query and end with it (checked
+ *   at start: nothing is left on the connection) — two statements instead
+ *   of five.
  *
  * All servers run in one child process (one core for the server, as in
  * production), the load generator (autocannon) in this one. Rounds
@@ -82,14 +87,16 @@ interface Served {
   floor: string;
   asuser: string;
   onewrite: string;
+  implicit: string;
 }
 
 type Target = keyof Served;
 /** Measured in this order in round 1, rotated by one each round. */
-const TARGETS: readonly Target[] = ['floor', 'onewrite', 'asuser', 'service'];
+const TARGETS: readonly Target[] = ['floor', 'implicit', 'onewrite', 'asuser', 'service'];
 const LABELS: Record<Target, string> = {
   floor: 'floor: same query, no auth (postgres, WHERE org_id)',
   onewrite: 'one write, no token: BEGIN, settings, query, check, COMMIT pipelined',
+  implicit: 'one write, no token: settings + query in one implicit transaction',
   asuser: 'asUser, no token: RLS transaction as the user',
   service: 'service: bearer token, revocation, RLS as the user',
 };
@@ -245,6 +252,43 @@ async function serve(): Promise<void> {
     }
   });
 
+  const settingsNoRows = `select from (${settingsSql.SETTINGS_SQL}) s where s.applied < 0`;
+  const implicitQuery = (settings: (typeof settingsOf)[number]) =>
+    new PipelinedQuery([
+      { text: settingsNoRows, values: settings.values },
+      { text: listSql.sql, values: listSql.parameters.map(String), rows: true },
+    ]) as unknown as string;
+  {
+    // Nothing of the implicit transaction may survive on the connection.
+    const client = await onePool.connect();
+    try {
+      await client.query(implicitQuery(settingsOf[0]!));
+      const { rows } = await client.query(
+        "select current_setting('role') as role, coalesce(current_setting('request.jwt.claims', true), '') as claims",
+      );
+      if (rows[0].role !== 'none' || rows[0].claims !== '') {
+        throw new Error('the implicit-transaction what-if leaves settings behind: not a fair row');
+      }
+    } finally {
+      client.release();
+    }
+  }
+  const implicit = new Hono();
+  implicit.get('/api/documents', async (c) => {
+    const settings = settingsOf[Number(c.req.query('u'))]!;
+    // A checked-out client: pg-pool's query() does not call back for a submittable.
+    const client = await onePool.connect();
+    try {
+      const result = await client.query(implicitQuery(settings));
+      return new Response(JSON.stringify(result.rows), {
+        status: 200,
+        headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+      });
+    } finally {
+      client.release();
+    }
+  });
+
   const start = (fetch: (r: Request) => Response | Promise<Response>) =>
     new Promise<{ url: string; close: () => Promise<void> }>((resolve) => {
       const s = listen({ fetch, port: 0, hostname: '127.0.0.1' }, (info) =>
@@ -257,11 +301,13 @@ async function serve(): Promise<void> {
   const floor = await start(app.fetch);
   const asuser = await start(users.fetch);
   const onewrite = await start(one.fetch);
+  const implicitServer = await start(implicit.fetch);
   const served: Served = {
     service: service.url,
     floor: floor.url,
     asuser: asuser.url,
     onewrite: onewrite.url,
+    implicit: implicitServer.url,
   };
   process.stdout.write(`${JSON.stringify(served)}\n`);
   const stop = async () => {
@@ -270,6 +316,7 @@ async function serve(): Promise<void> {
       floor.close(),
       asuser.close(),
       onewrite.close(),
+      implicitServer.close(),
       pool.end(),
       onePool.end(),
     ]);
@@ -345,7 +392,7 @@ export async function run(): Promise<BenchReport> {
     ): { path: string; headers?: Record<string, string> } =>
       target === 'floor'
         ? { path: `/api/documents?org=${personas[i]!.org}` }
-        : target === 'asuser' || target === 'onewrite'
+        : target === 'asuser' || target === 'onewrite' || target === 'implicit'
           ? { path: `/api/documents?u=${i}` }
           : { path: '/api/documents', headers: { authorization: `Bearer ${tokens[i]}` } };
 
@@ -429,6 +476,10 @@ export async function run(): Promise<BenchReport> {
         'asUser / floor, req/s (the RLS transaction)': ratio('asuser', 'floor'),
         'service / asUser, req/s (the token layer)': ratio('service', 'asuser'),
         'one write / floor, req/s (asUser pipelined whole, what-if)': ratio('onewrite', 'floor'),
+        'implicit / floor, req/s (settings + query, one implicit transaction, what-if)': ratio(
+          'implicit',
+          'floor',
+        ),
         'load average (1m) before → after': `${round1(loadBefore[0]!)} → ${round1(loadAfter[0]!)}`,
       },
       notes: [
