@@ -247,6 +247,9 @@ function check(
       return `${c.kind}: 200 with a body that is not JSON`;
     }
     if (!Array.isArray(rows)) return `${c.kind}: 200 without an array`;
+    // In flight while the revocation commits: the database's guard can see it
+    // before this node's list hears of it, and then shows nothing (no leak).
+    if (expect === 'either' && rows.length === 0) return undefined;
     if (rows.length !== c.rows) return `${c.kind}: ${rows.length} rows, expected ${c.rows}`;
     if (rows.some((r) => r.org_id !== c.org)) return `${c.kind}: a row of another organization`;
     return undefined;
@@ -279,7 +282,7 @@ describe('token service under load', () => {
       const good = cases.filter((c) => c.kind === 'good');
       const bad = cases.filter((c) => c.kind !== 'good');
       let i = 0;
-      // Before revokeStart the victim must pass; after revokedAt (+ NOTIFY propagation) be refused.
+      // Answered before revokeStart the victim must pass; sent after revokedAt (+ NOTIFY propagation) be refused.
       let revokeStart = Number.POSITIVE_INFINITY;
       let revokedAt = Number.POSITIVE_INFINITY;
       const GRACE_MS = 1000; // NOTIFY to this node's list: ms normally, generous for a loaded CI machine
@@ -331,10 +334,12 @@ describe('token service under load', () => {
               if (status === 401) t.unauthorized++;
               tally.set(c.kind, t);
               const sentAt = context.sentAt;
+              // 'pass' only for a request answered before the revocation began.
+              const answeredAt = Date.now();
               const want =
                 c.kind !== 'victim'
                   ? expected(c)
-                  : sentAt < revokeStart
+                  : answeredAt < revokeStart
                     ? 'pass'
                     : sentAt > revokedAt + GRACE_MS
                       ? 'refuse'
