@@ -6,7 +6,6 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -27,6 +26,7 @@ import {
 } from '../src/revocation/index.js';
 import { createVerifier } from '../src/tokens/verify.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { AUD, expectCode, ISS, kitClaims, kitToken, makeKey, nowSec } from './helpers/tokens.js';
 
 let db: TestDatabase;
@@ -488,31 +488,6 @@ describe('revocation lists in 4 separate processes', () => {
  * changes: the embedded server picks a free port each time it starts, and
  * the list must find the restarted server at the address it was given.
  */
-async function startProxy(target: { port: number }): Promise<{ port: number; close(): void }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((down) => {
-    const up = net.connect(target.port, '127.0.0.1');
-    for (const s of [down, up]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        sockets.delete(s);
-        down.destroy();
-        up.destroy();
-      });
-    }
-    down.pipe(up).pipe(down);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    port,
-    close: () => {
-      server.close();
-      for (const s of sockets) s.destroy();
-    },
-  };
-}
 
 describe('a private embedded Postgres restarted under the list', () => {
   it('fails closed while it is down, then reconnects and resyncs', async () => {
@@ -520,7 +495,7 @@ describe('a private embedded Postgres restarted under the list', () => {
     await chmod(home, 0o755); // the server may run as the postgres OS user
     let server = await startEmbeddedPostgres({ home, name: 'revtest' });
     const target = { port: server.port };
-    const proxy = await startProxy(target);
+    const proxy = await startTcpProxy(target);
     const viaProxy = (u: string) => {
       const url = new URL(u);
       url.port = String(proxy.port);

@@ -11,7 +11,6 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -30,6 +29,7 @@ import {
   type RevocationRelayOptions,
 } from '../src/revocation/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { expectCode, nowSec } from './helpers/tokens.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -165,43 +165,6 @@ async function revokeJtiSilently(jti: string): Promise<void> {
     [jti],
   );
   await admin.query('commit');
-}
-
-/** A loopback TCP proxy that can be cut (sockets destroyed, port closed) and restored on the same port. */
-async function startProxy(targetPort: number) {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | undefined;
-  let port = 0;
-  const listen = async () => {
-    server = net.createServer((down) => {
-      const up = net.connect(targetPort, '127.0.0.1');
-      for (const s of [down, up]) {
-        sockets.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => {
-          sockets.delete(s);
-          down.destroy();
-          up.destroy();
-        });
-      }
-      down.pipe(up).pipe(down);
-    });
-    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
-    port = (server.address() as net.AddressInfo).port;
-  };
-  await listen();
-  return {
-    get port() {
-      return port;
-    },
-    async cut() {
-      await new Promise<void>((resolve) => {
-        server!.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-    },
-    restore: listen,
-  };
 }
 
 describe.skipIf(!available)('Redis transport and relay', () => {
@@ -400,7 +363,7 @@ describe.skipIf(!available)('Redis transport and relay', () => {
   it('Redis down: answers from memory within the bound, then fails closed (reject) or asks Postgres (check-db); back in sync when Redis returns', async () => {
     const channel = newChannel();
     const redisPort = Number(new URL(REDIS_URL).port || 6379);
-    const proxy = await startProxy(redisPort);
+    const proxy = await startTcpProxy(redisPort);
     cleanup.push(() => proxy.cut());
     const via = { host: '127.0.0.1', port: proxy.port };
     await startRelay(channel, { redis: via });

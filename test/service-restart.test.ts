@@ -5,7 +5,6 @@
  * service recovers on its own once Postgres is back, without a restart.
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,37 +23,13 @@ import {
   startTestService,
   USERS,
 } from './helpers/service-http.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 
 /**
  * A loopback TCP proxy with a fixed port in front of the embedded server,
  * whose port changes on every start: the service keeps one address, as it
  * would keep a DNS name, while the server behind it goes away and comes back.
  */
-async function startProxy(target: { port: number }): Promise<{ port: number; close(): void }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((down) => {
-    const up = net.connect(target.port, '127.0.0.1');
-    for (const s of [down, up]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        sockets.delete(s);
-        down.destroy();
-        up.destroy();
-      });
-    }
-    down.pipe(up).pipe(down);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    port,
-    close: () => {
-      server.close();
-      for (const s of sockets) s.destroy();
-    },
-  };
-}
 
 interface Sample {
   start: number;
@@ -76,7 +51,7 @@ beforeAll(async () => {
   await chmod(home, 0o755); // as root the server runs as the postgres OS user
   pgServer = await startEmbeddedPostgres({ home, name: 'svcrestart' });
   target.port = pgServer.port;
-  proxy = await startProxy(target);
+  proxy = await startTcpProxy(target);
   const url = new URL(pgServer.url);
   url.port = String(proxy.port);
   supabase = await startFakeSupabase();
