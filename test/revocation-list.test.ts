@@ -1,15 +1,7 @@
-/**
- * The revocation list against a real database (template 'kit'): it loads at
- * start, follows NOTIFY, reconnects and resyncs after its connection is
- * killed, fails closed past staleAfterMs, and plugs into the verifier.
- */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pg from 'pg';
@@ -26,6 +18,7 @@ import {
 } from '../src/revocation/index.js';
 import { createVerifier } from '../src/tokens/verify.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { spawnRevocationWatcher } from './helpers/revocation-watcher.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { AUD, expectCode, ISS, kitClaims, kitToken, makeKey, nowSec } from './helpers/tokens.js';
 
@@ -364,80 +357,9 @@ describe('createRevocationList', () => {
   });
 });
 
-/**
- * A revocation list in its own Node process: it reads one jti per stdin
- * line and prints `seen <jti> <epoch ms>` the moment its list reports that
- * jti revoked (polled every millisecond).
- */
-const CHILD = `
-const { createRevocationList } = await import(process.env.REV_MODULE);
-const { createInterface } = await import('node:readline');
-const list = createRevocationList({ url: process.env.REV_URL });
-await list.start();
-const watching = new Set();
-const sub = '00000000-0000-4000-8000-000000000000';
-setInterval(() => {
-  for (const jti of watching) {
-    if (list.isRevoked({ sub, iat: 1, jti }) === true) {
-      watching.delete(jti);
-      process.stdout.write('seen ' + jti + ' ' + (performance.timeOrigin + performance.now()) + '\\n');
-    }
-  }
-}, 1);
-createInterface({ input: process.stdin }).on('line', (jti) => {
-  if (jti === '') { list.stop().then(() => process.exit(0)); return; }
-  watching.add(jti);
-  process.stdout.write('watching ' + jti + '\\n');
-});
-process.stdout.write('ready\\n');
-`;
-
-interface ChildList {
-  readonly proc: ChildProcessWithoutNullStreams;
-  next(prefix: string): Promise<string>;
-}
-
-function spawnChildList(url: string): ChildList {
-  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
-    env: {
-      ...process.env,
-      REV_URL: url,
-      REV_MODULE: fileURLToPath(new URL('../src/revocation/index.ts', import.meta.url)),
-    },
-  });
-  const queue: string[] = [];
-  const waiters: (() => void)[] = [];
-  createInterface({ input: proc.stdout }).on('line', (line) => {
-    queue.push(line);
-    for (const w of waiters.splice(0)) w();
-  });
-  let stderr = '';
-  proc.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  return {
-    proc,
-    async next(prefix) {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const i = queue.findIndex((l) => l.startsWith(prefix));
-        if (i >= 0) return queue.splice(i, 1)[0]!;
-        if (Date.now() > deadline || proc.exitCode !== null) {
-          throw new Error(`child list: no "${prefix}" line; stderr: ${stderr.slice(0, 500)}`);
-        }
-        await new Promise<void>((r) => {
-          waiters.push(r);
-          setTimeout(r, 100);
-        });
-      }
-    },
-  };
-}
-
 describe('revocation lists in 4 separate processes', () => {
   it('each sees every revocation (latency reported)', async () => {
-    const children = Array.from({ length: 4 }, () => spawnChildList(db.url));
+    const children = Array.from({ length: 4 }, () => spawnRevocationWatcher({ url: db.url }));
     try {
       await Promise.all(children.map((c) => c.next('ready')));
       const latencies: number[] = [];
@@ -460,25 +382,7 @@ describe('revocation lists in 4 separate processes', () => {
       // The requirement itself (issue 4): seen in 4 processes within 100 ms at p99.
       expect(pct(0.99)).toBeLessThanOrEqual(100);
     } finally {
-      for (const c of children) {
-        c.proc.stdin.end('\n');
-      }
-      await Promise.all(
-        children.map(
-          (c) =>
-            new Promise<void>((resolve) => {
-              if (c.proc.exitCode !== null) return resolve();
-              const timer = setTimeout(() => {
-                c.proc.kill();
-                resolve();
-              }, 5000);
-              c.proc.on('exit', () => {
-                clearTimeout(timer);
-                resolve();
-              });
-            }),
-        ),
-      );
+      await Promise.all(children.map((c) => c.end()));
     }
   }, 120_000);
 });

@@ -9,9 +9,8 @@
  *
  * Skipped (with a message) when no Redis answers; a failure when CI=true.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -29,6 +28,7 @@ import {
   type RevocationRelayOptions,
 } from '../src/revocation/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { spawnRevocationWatcher } from './helpers/revocation-watcher.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { expectCode, nowSec } from './helpers/tokens.js';
 
@@ -407,96 +407,12 @@ describe.skipIf(!available)('Redis transport and relay', () => {
   });
 });
 
-/**
- * A child process with its own revocation list on the Redis transport: it
- * watches the jtis it is told on stdin and prints `seen <jti> <epoch ms>`
- * (performance.timeOrigin + now, comparable across processes) when one
- * turns revoked.
- */
-const CHILD = `
-const rev = await import(process.env.REV_MODULE);
-const { createInterface } = await import('node:readline');
-const list = rev.createRevocationList({
-  url: process.env.REV_URL,
-  transport: rev.createRedisTransport({ redis: process.env.REV_REDIS, channel: process.env.REV_CHANNEL }),
-});
-await list.start();
-const watching = new Set();
-const sub = '00000000-0000-4000-8000-000000000000';
-setInterval(() => {
-  for (const jti of watching) {
-    if (list.isRevoked({ sub, iat: 1, jti }) === true) {
-      watching.delete(jti);
-      process.stdout.write('seen ' + jti + ' ' + (performance.timeOrigin + performance.now()) + '\\n');
-    }
-  }
-}, 1);
-createInterface({ input: process.stdin }).on('line', (jti) => {
-  if (jti === '') { list.stop().then(() => process.exit(0)); return; }
-  watching.add(jti);
-  process.stdout.write('watching ' + jti + '\\n');
-});
-process.stdout.write('ready\\n');
-`;
-
-function spawnChild(env: Record<string, string>) {
-  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
-    env: {
-      ...process.env,
-      ...env,
-      REV_MODULE: fileURLToPath(new URL('../src/revocation/index.ts', import.meta.url)),
-    },
-  });
-  const queue: string[] = [];
-  const waiters: (() => void)[] = [];
-  createInterface({ input: proc.stdout }).on('line', (line) => {
-    queue.push(line);
-    for (const w of waiters.splice(0)) w();
-  });
-  let stderr = '';
-  proc.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  return {
-    proc,
-    async next(prefix: string): Promise<string> {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const i = queue.findIndex((l) => l.startsWith(prefix));
-        if (i >= 0) return queue.splice(i, 1)[0]!;
-        if (Date.now() > deadline || proc.exitCode !== null) {
-          throw new Error(`child list: no "${prefix}" line; stderr: ${stderr.slice(0, 500)}`);
-        }
-        await new Promise<void>((r) => {
-          waiters.push(r);
-          setTimeout(r, 100);
-        });
-      }
-    },
-    async end(): Promise<void> {
-      proc.stdin.end('\n');
-      if (proc.exitCode !== null) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          proc.kill();
-          resolve();
-        }, 5000);
-        proc.on('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    },
-  };
-}
-
 describe.skipIf(!available)('Redis transport: lists in 4 separate processes', () => {
   it('each sees every SQL-made revocation through one relay (latency reported)', async () => {
     const channel = newChannel();
     await startRelay(channel);
     const children = Array.from({ length: 4 }, () =>
-      spawnChild({ REV_URL: db.url, REV_REDIS: REDIS_URL, REV_CHANNEL: channel }),
+      spawnRevocationWatcher({ url: db.url, redis: REDIS_URL, channel }),
     );
     try {
       await Promise.all(children.map((c) => c.next('ready')));
