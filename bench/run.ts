@@ -11,7 +11,7 @@
  * npm run bench            # lists the benchmarks
  * ```
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,10 +75,13 @@ function formatCell(value: Cell | undefined): string {
   return String(value).replace(/\|/g, '\\|');
 }
 
-/** Benchmarks available: every `bench/<name>.ts` except this runner. */
+/** Benchmarks available: every `bench/<name>.ts` that exports `run()` (helpers such as tokens-mint.ts do not). */
 function available(): string[] {
   return readdirSync(BENCH_DIR)
     .filter((f) => f.endsWith('.ts') && f !== 'run.ts')
+    .filter((f) =>
+      /^export (async )?function run\(/m.test(readFileSync(path.join(BENCH_DIR, f), 'utf8')),
+    )
     .map((f) => f.slice(0, -3))
     .filter((n) => NAME.test(n))
     .sort();
