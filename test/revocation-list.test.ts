@@ -255,6 +255,39 @@ describe('createRevocationList', () => {
     await until(() => list.inSync && list.isRevoked(c) === false);
   });
 
+  it('a forged "+" cannot lower a value to lift a denial (jti expiry, subject cut-off, session)', async () => {
+    const { list } = await startList();
+    const token = claims();
+    const subject = claims();
+    const sid = randomUUID();
+    const session = claims({ sid });
+    await revokeJti(token.jti);
+    await admin.query('select rls_kit.revoke_subject($1, null, false)', [subject.sub]);
+    await admin.query('select rls_kit.revoke_session($1)', [sid]);
+    await until(
+      () =>
+        list.isRevoked(token) === true &&
+        list.isRevoked(subject) === true &&
+        list.isRevoked(session) === true,
+    );
+    // Anyone who can NOTIFY could send these: an expiry in the past, a cut-off of 0.
+    for (const [t, k] of [
+      ['jti', token.jti],
+      ['sub', subject.sub],
+      ['sid', sid],
+    ] as const) {
+      await admin.query('select pg_notify($1, $2)', [
+        'rls_kit_revocations',
+        JSON.stringify({ t, op: '+', v: [[k, t === 'sub' ? 0 : 1]] }),
+      ]);
+    }
+    await new Promise((r) => setTimeout(r, 150));
+    await until(() => list.inSync);
+    expect(list.isRevoked(token)).toBe(true);
+    expect(list.isRevoked(subject)).toBe(true);
+    expect(list.isRevoked(session)).toBe(true);
+  });
+
   it('reconnects after pg_terminate_backend and resyncs what it missed', async () => {
     const { list, app } = await startList({ backoffMs: { initial: 400, max: 400 } });
     const c = claims();

@@ -202,8 +202,18 @@ export function createRevocationList(options: RevocationListOptions): Revocation
   const apply = (n: RevocationNotification, s: RevocationStore) => {
     const map = n.t === 'jti' ? s.tokens : n.t === 'sub' ? s.subjects : s.sessions;
     const norm = n.t === 'jti' ? (k: string) => k : (k: string) => k.toLowerCase();
-    if (n.op === '+') for (const [k, x] of n.v) map.set(norm(k), x);
-    else if (n.op === '-') {
+    if (n.op === '+') {
+      // The tables only ever raise a value (greatest() on conflict), so a
+      // lower one would lift a denial: keep the higher, ask the tables.
+      let lower = false;
+      for (const [k, x] of n.v) {
+        const key = norm(k);
+        const old = map.get(key);
+        if (old === undefined || x >= old) map.set(key, x);
+        else lower = true;
+      }
+      if (lower) requestResync();
+    } else if (n.op === '-') {
       // A deletion only ever lifts a denial, so it is never taken on a
       // message's word: purge_expired deletes rows already past their
       // expiry (dropped here too), anything else — an un-banned subject, a
