@@ -288,6 +288,9 @@ describe('configuration guards', () => {
     for (const options of [
       { databaseUrl: db.url, demo: true, port: 0 },
       { host: '0.0.0.0', demo: true, port: 0 },
+      // A proxy in front, or an https issuer, means the service is published: no demo.
+      { trustedProxies: ['10.0.0.2'], demo: true, port: 0 },
+      { issuer: 'https://auth.example.com', demo: true, port: 0 },
     ]) {
       let error: unknown;
       try {
@@ -412,6 +415,27 @@ describe('rls-kit start (demo mode on a private embedded Postgres)', () => {
     });
     expect(unknown.status).toBe(400);
     expect((await body(unknown)).error).toBe('invalid_grant');
+    // DNS rebinding: a page whose name now resolves to 127.0.0.1 sends its own Host.
+    const rebound = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(
+        `${url}/demo/login`,
+        {
+          method: 'POST',
+          headers: { host: 'attacker.example:8787', 'content-type': 'application/json' },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => {
+            text += d.toString();
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ email: 'carol@acme.test' }));
+    });
+    expect(rebound.status).toBe(403);
+    expect(rebound.text).not.toMatch(/access_token/);
 
     // The keyring it created is private.
     expect((await stat(join(privateHome.dir, 'keys.json'))).mode & 0o777).toBe(0o600);

@@ -97,6 +97,27 @@ export function isLoopbackHost(host: string): boolean {
   return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
 }
 
+/** True for an `http:` URL whose host is loopback (the default issuer of a local service). */
+function isLoopbackHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' && isLoopbackHost(url.hostname);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The host of a `Host` header when it names a loopback host (`127.0.0.1:8787`,
+ * `[::1]:8787`, `localhost`), else undefined. Demo login checks it so a page on
+ * another origin cannot reach it by rebinding its DNS name to 127.0.0.1.
+ */
+function loopbackHostHeader(header: string | undefined): string | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::\d{1,5})?$/.exec(header ?? '');
+  const name = m?.[1];
+  return name !== undefined && isLoopbackHost(name) ? name : undefined;
+}
+
 /**
  * Builds the token service without listening: opens (or starts) the
  * database, applies the example's migrations (and the seed in demo mode),
@@ -121,13 +142,18 @@ export async function createTokenService(
   const port = options.port ?? DEFAULT_PORT;
   const embedded = options.databaseUrl === undefined;
   const loopback = isLoopbackHost(host);
-  if (options.demo === true && !(embedded && loopback)) {
+  // Demo mode hands out passwordless logins: only for a service nobody else can
+  // reach — the embedded database, a loopback interface, no proxy in front, and
+  // an http loopback issuer (an https issuer means a TLS proxy publishes it).
+  const proxied = (options.trustedProxies ?? []).length > 0;
+  const localIssuer = options.issuer === undefined || isLoopbackHttpUrl(options.issuer);
+  if (options.demo === true && !(embedded && loopback && !proxied && localIssuer)) {
     throw new RlsKitError(
       'ERR_CONFIG',
-      'demo mode needs the embedded database and a loopback host (127.0.0.1 or ::1): drop --db-url/DATABASE_URL and --host, or turn demo off',
+      'demo mode needs the embedded database, a loopback host (127.0.0.1 or ::1), no trusted proxy and an http loopback issuer: drop --db-url/DATABASE_URL, --host, --trusted-proxy and --issuer, or turn demo off',
     );
   }
-  const demo = options.demo ?? (embedded && loopback);
+  const demo = options.demo ?? (embedded && loopback && !proxied && localIssuer);
   const issuer = options.issuer ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const audience = options.audience ?? 'authenticated';
   const accessTokenTtl = options.accessTokenTtl ?? 600;
@@ -446,7 +472,15 @@ function buildApp(
   app.post('/revoke', tooLarge(16 * KIB), (c) => revokeEndpoint(ctx, c.req.raw));
   app.post('/logout', tooLarge(16 * KIB), (c) => logoutEndpoint(ctx, c.req.raw));
   if (ctx.demo) {
-    app.post('/demo/login', tooLarge(4 * KIB), limited, (c) => demoLoginEndpoint(ctx, c.req.raw));
+    app.post('/demo/login', tooLarge(4 * KIB), limited, (c) =>
+      loopbackHostHeader(c.req.header('host')) === undefined
+        ? oauthError(
+            403,
+            'forbidden',
+            'demo login answers only requests addressed to a loopback host (Host: 127.0.0.1, [::1] or localhost)',
+          )
+        : demoLoginEndpoint(ctx, c.req.raw),
+    );
   }
   for (const path of ['/token', '/revoke', '/logout', ...(ctx.demo ? ['/demo/login'] : [])]) {
     app.all(path, () =>
