@@ -82,6 +82,7 @@ export async function runTour(
 
 async function recreateDemoDatabase(db: Database, database: string): Promise<string> {
   const admin = new pg.Client({ connectionString: db.url });
+  admin.on('error', () => undefined); // a lost server rejects the query instead of crashing
   await admin.connect();
   try {
     await admin.query(`drop database if exists ${pg.escapeIdentifier(database)} with (force)`);
@@ -104,6 +105,7 @@ interface Persona {
 
 async function personaViews(url: string): Promise<PersonaView[]> {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('error', () => undefined); // an idle connection dying must not crash the tour
   try {
     const { rows: personas } = await pool.query<Persona>(
       `select m.user_id, u.email, m.org_id, o.name as org, m.role

@@ -64,6 +64,8 @@ export async function prepareDatabase(options: {
 
 async function ensureDatabase(serverUrl: string, database: string): Promise<string> {
   const admin = new pg.Client({ connectionString: serverUrl });
+  // The server going away (Ctrl-C while starting) must reject the query, not crash.
+  admin.on('error', () => undefined);
   await admin.connect();
   try {
     const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [

@@ -12,6 +12,7 @@ async function withClient<T>(
 ): Promise<T> {
   const db = await openDatabase({ url: dbUrl ?? (io.env.DATABASE_URL || undefined) });
   const client = new pg.Client({ connectionString: db.url });
+  client.on('error', () => undefined); // a lost server rejects the query instead of crashing
   try {
     await client.connect();
     return await work(client, db.url);

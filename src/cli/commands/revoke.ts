@@ -163,6 +163,7 @@ export const revokeCommand: Command = {
 
     const db = await openDatabase({ url });
     const client = new pg.Client({ connectionString: db.url });
+    client.on('error', () => undefined); // a lost server rejects the query instead of crashing
     try {
       await client.connect();
       let rows: { r: unknown }[];
