@@ -325,7 +325,22 @@ begin
   end if;
 
   delete from auth.sessions s where s.id = revoke_session.session_id returning s.user_id into owner_sub;
-  perform from rls_kit.end_refresh_families(null, revoke_session.session_id);
+  -- The family itself, and kit families exchanged from this (Supabase) session:
+  -- those end too, with every access token bound to them (their sid). The
+  -- refresh-token migration's table is named at run time (dynamic SQL), so
+  -- this file still applies, and works, without it.
+  if pg_catalog.to_regclass('rls_kit.refresh_tokens') is null then
+    perform from rls_kit.end_refresh_families(null, revoke_session.session_id);
+  else
+    execute 'insert into rls_kit.revoked_sessions (session_id, sub, expires_at, reason)
+             select f.family,
+                    (select t.sub from rls_kit.refresh_tokens t where t.family = f.family limit 1),
+                    pg_catalog.now() + interval ''7 days'', $2
+               from rls_kit.end_refresh_families(null, $1) as f(family)
+              where f.family <> $1
+             on conflict on constraint revoked_sessions_pkey do nothing'
+      using revoke_session.session_id, revoke_session.reason;
+  end if;
   -- A kit refresh family: its subject, from the refresh-token migration's
   -- table. Looked up by name at run time, so this file still applies first.
   if owner_sub is null and pg_catalog.to_regclass('rls_kit.refresh_tokens') is not null then
@@ -340,7 +355,7 @@ end
 $$;
 
 comment on function rls_kit.revoke_session(uuid, text) is
-  'Ends one session — a Supabase session (its auth.sessions row is deleted) or a kit refresh family (through end_refresh_families) — and every access token bound to it (session_id or sid claim). Idempotent. service_role and the server only.';
+  'Ends one session — a Supabase session (its auth.sessions row is deleted, and the kit refresh families exchanged from it end too) or a kit refresh family (through end_refresh_families) — and every access token bound to it (session_id or sid claim). Idempotent. service_role and the server only.';
 
 -- ---------------------------------------------------------------------------
 -- The verdict

@@ -60,6 +60,25 @@ begin
 end
 $tables$;
 
+-- The upstream login a family was exchanged from (a Supabase session_id):
+-- ending that session ends the families made from it. Added separately so an
+-- installation from before the column gains it when this file runs again.
+do $upstream$
+begin
+  if not exists (
+    select from pg_catalog.pg_attribute a
+     where a.attrelid = 'rls_kit.refresh_tokens'::regclass
+       and a.attname = 'upstream_session' and not a.attisdropped
+  ) then
+    alter table rls_kit.refresh_tokens add column upstream_session uuid;
+  end if;
+  if pg_catalog.to_regclass('rls_kit.refresh_tokens_upstream_session_idx') is null then
+    create index refresh_tokens_upstream_session_idx
+      on rls_kit.refresh_tokens (upstream_session) where upstream_session is not null;
+  end if;
+end
+$upstream$;
+
 -- Nobody but the owner and service_role: a refresh token's hash, family and
 -- subject are the server's business (API roles get "permission denied").
 revoke all on table rls_kit.refresh_tokens from public, anon, authenticated, service_role;
@@ -80,6 +99,8 @@ comment on column rls_kit.refresh_tokens.reason is 'Why the token was revoked (f
 comment on constraint refresh_tokens_hash_check on rls_kit.refresh_tokens is 'A SHA-256 digest is 32 bytes.';
 comment on index rls_kit.refresh_tokens_family_idx is 'Ends a family (end_refresh_families, revoke_session).';
 comment on index rls_kit.refresh_tokens_sub_idx is 'Ends every family of a user (revoke_subject).';
+comment on column rls_kit.refresh_tokens.upstream_session is 'The session the family was exchanged from (a Supabase session_id), carried to every child; rls_kit.revoke_session(upstream) ends the family too. NULL for logins made by the kit itself.';
+comment on index rls_kit.refresh_tokens_upstream_session_idx is 'Ends the families exchanged from one upstream session (end_refresh_families, revoke_session).';
 comment on index rls_kit.refresh_tokens_live_idx is 'At most one live (unused, unrevoked) token per family: concurrent refreshes can never leave two live branches.';
 
 -- ---------------------------------------------------------------------------
@@ -102,7 +123,8 @@ as $body$
            reason = coalesce(t.reason, 'family ended')
      where t.revoked_at is null
        and ((end_refresh_families.family is not null
-             and t.family = end_refresh_families.family
+             and (t.family = end_refresh_families.family
+                  or t.upstream_session = end_refresh_families.family)
              and (end_refresh_families.sub is null or t.sub = end_refresh_families.sub))
          or (end_refresh_families.family is null and t.sub = end_refresh_families.sub))
     returning t.family
@@ -114,7 +136,7 @@ revoke all on function rls_kit.end_refresh_families(uuid, uuid)
   from public, anon, authenticated, service_role;
 
 comment on function rls_kit.end_refresh_families(uuid, uuid) is
-  'Hook: ends kit refresh families so they can no longer refresh — every family of sub when family is NULL, else that one family — by marking their tokens revoked, and returns the ids of the families it ended. revoke_subject(end_sessions => true) and revoke_session() call it and record the families in rls_kit.revoked_sessions, which ends their access tokens (sid claim). Installed by the refresh-token migration.';
+  'Hook: ends kit refresh families so they can no longer refresh — every family of sub when family is NULL, else that family and the families exchanged from it as an upstream session — by marking their tokens revoked, and returns the ids of the families it ended. revoke_subject(end_sessions => true) and revoke_session() call it and record the families in rls_kit.revoked_sessions, which ends their access tokens (sid claim). Installed by the refresh-token migration.';
 
 -- ---------------------------------------------------------------------------
 -- Housekeeping

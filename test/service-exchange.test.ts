@@ -4,6 +4,7 @@
  * cookie; untrusted, revoked, over-privileged and malformed subject tokens
  * are refused with OAuth errors.
  */
+import { randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -183,6 +184,44 @@ describe('token exchange', () => {
       ]);
       await admin.end();
     }
+  });
+
+  it('binds the kit login to the Supabase session: revoke_session(session_id) ends it, refresh included', async () => {
+    const sessionId = randomUUID();
+    const res = await exchange(await supabase.token(USERS.bob, { session_id: sessionId }), {
+      refresh_token_in_body: 'true',
+    });
+    expect(res.status).toBe(200);
+    const json = await body(res);
+    const token = json.access_token as string;
+    expect((await getDocuments(service.url, token)).status).toBe(200);
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      await admin.query("select rls_kit.revoke_session($1, 'signed out at Supabase')", [sessionId]);
+      // The family made from that session is ended and recorded, with its subject.
+      const { rows } = await admin.query<{ sub: string }>(
+        'select sub::text from rls_kit.revoked_sessions where session_id = $1',
+        [decodeJwt(token).sid],
+      );
+      expect(rows).toEqual([{ sub: USERS.bob }]);
+    } finally {
+      await admin.end();
+    }
+    // The kit access token dies (this node's list hears of it at once or within ms)...
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 401; i++) {
+      status = (await getDocuments(service.url, token)).status;
+      if (status !== 401) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(status).toBe(401);
+    // ...and the refresh token can no longer refresh.
+    const refreshed = await fetch(
+      `${service.url}/token`,
+      form({ grant_type: 'refresh_token', refresh_token: json.refresh_token as string }),
+    );
+    expect(refreshed.status).toBe(400);
+    expect((await body(refreshed)).error).toBe('invalid_grant');
   });
 
   it('never issues more than authenticated', async () => {

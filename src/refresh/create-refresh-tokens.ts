@@ -46,6 +46,12 @@ export interface IssueRefreshInput<S extends ClaimDefinitions = ClaimDefinitions
   role?: string;
   /** Custom claims of the access token. */
   claims?: ClaimValues<S>;
+  /**
+   * The upstream session this login was exchanged from (a Supabase
+   * `session_id`, a uuid): `rls_kit.revoke_session(upstreamSession)` then
+   * ends this family and its access tokens too.
+   */
+  upstreamSession?: string;
 }
 
 /** Options of one refresh. */
@@ -149,6 +155,10 @@ export function createRefreshTokens<S extends ClaimDefinitions = ClaimDefinition
     if (typeof sub !== 'string' || !UUID.test(sub)) {
       throw new RlsKitError('ERR_TOKEN_CLAIMS', 'refresh tokens: sub must be a uuid');
     }
+    const upstream = input.upstreamSession;
+    if (upstream !== undefined && (typeof upstream !== 'string' || !UUID.test(upstream))) {
+      throw new RlsKitError('ERR_TOKEN_CLAIMS', 'refresh tokens: upstreamSession must be a uuid');
+    }
     const sid = randomUUID();
     // Mint first: a claim the minter refuses leaves nothing behind.
     const access = await minter.issue({
@@ -161,11 +171,13 @@ export function createRefreshTokens<S extends ClaimDefinitions = ClaimDefinition
     const refreshToken = generateRefreshToken();
     const { rows } = await query<{ expires_at: Date }>(
       pool,
-      `insert into rls_kit.refresh_tokens (hash, family, parent, sub, expires_at, idle_expires_at)
-       select $1, $2::uuid, null, $3::uuid, e.at, least(e.at, now() + make_interval(secs => $5::double precision))
+      `insert into rls_kit.refresh_tokens
+              (hash, family, parent, sub, expires_at, idle_expires_at, upstream_session)
+       select $1, $2::uuid, null, $3::uuid, e.at,
+              least(e.at, now() + make_interval(secs => $5::double precision)), $6::uuid
          from (select now() + make_interval(secs => $4::double precision) as at) e
        returning expires_at`,
-      [hashRefreshToken(refreshToken), sid, sub, absolute, idle],
+      [hashRefreshToken(refreshToken), sid, sub, absolute, idle, upstream ?? null],
     );
     return Object.freeze({
       refreshToken,
@@ -212,9 +224,11 @@ export function createRefreshTokens<S extends ClaimDefinitions = ClaimDefinition
         // unique index refresh_tokens_live_idx backs "one live token".
         await query(
           client,
-          `insert into rls_kit.refresh_tokens (hash, family, parent, sub, expires_at, idle_expires_at)
+          `insert into rls_kit.refresh_tokens
+                  (hash, family, parent, sub, expires_at, idle_expires_at, upstream_session)
            select $1, p.family, p.hash, p.sub, p.expires_at,
-                  least(p.expires_at, now() + make_interval(secs => $3::double precision))
+                  least(p.expires_at, now() + make_interval(secs => $3::double precision)),
+                  p.upstream_session
              from rls_kit.refresh_tokens p where p.hash = $2`,
           [hashRefreshToken(next), hash, idle],
         );

@@ -218,7 +218,14 @@ async function exchangeGrant(
         ? oauthError(400, 'invalid_grant', `subject_token rejected: ${resolved.reason}`)
         : oauthError(400, 'invalid_request', resolved.reason);
     }
-    session = await ctx.refresh.issue({ sub: subject.sub, claims: resolved.claims });
+    // Bound to the Supabase session it came from: ending that session
+    // (rls_kit.revoke_session(session_id)) ends this login too.
+    const upstream = typeof subject.session_id === 'string' ? subject.session_id : undefined;
+    session = await ctx.refresh.issue({
+      sub: subject.sub,
+      claims: resolved.claims,
+      ...(upstream === undefined ? {} : { upstreamSession: upstream }),
+    });
   } catch (err) {
     if (isRlsKitError(err, 'ERR_TOKEN_CLAIMS')) {
       return oauthError(400, 'invalid_request', `subject_token rejected: ${err.message}`);
