@@ -1,53 +1,10 @@
-/**
- * `npm run bench -- revocation`: what revocation costs and how fast it
- * spreads, side by side in one run (issue 4, item 7).
- *
- * 1. **Lookup** — the verifier's `RevocationCheck` answered by the kit's
- *    revocation list (`list.isRevoked(claims)`: the rules of
- *    `rls_kit.token_status` over three Maps) with 0, 10,000 and 1,000,000
- *    revoked jtis loaded from Postgres, against two peers: a bare
- *    `Set.has(jti)` (the least any in-memory check can do) and the database
- *    check the list falls back to (`rls_kit.token_status` per call). Half
- *    the probed claims are revoked (when there are revocations), half live,
- *    4,096 distinct claims in rotation. Also the whole verification on a
- *    cache hit (`verifyCached`) with no check, the Set, and the list: the
- *    list's share of a real request. Memory per entry at each size (heap
- *    after GC, list vs Set) and the list's load time.
- * 2. **Propagation** — from a revocation (SQL `rls_kit.revoke_token`, the
- *    trigger path) to `isRevoked` turning true in N separate Node processes,
- *    each with its own list: LISTEN (one Postgres connection per process)
- *    vs Redis (one relay LISTENs and publishes; processes subscribe). Each
- *    child checks its watched jtis right after every delivered message (no
- *    polling load on the machine), with a 5 ms poll as a safety net.
- *    Latency = child's wall clock when seen − parent's wall clock when the
- *    revoke call began (both `performance.timeOrigin + now()`).
- * 3. **Guard** — `rls_kit.protect()`'s cost on the example's queries via
- *    `bench/lib/guard-cost.ts` (none / guard / guard+pre_request,
- *    interleaved), measured with 1,000,000 rows in the denylist.
- *
- * Data: a dedicated database `rls_kit_bench_revocation` (the example app
- * from `supabase/migrations`, 200 organizations × 500 documents), rebuilt
- * when the migrations change, left in place; the denylist is emptied at the
- * start and the end of each run.
- *
- * Knobs (environment): `BENCH_REVOCATION_PROCS` (default `4,16`),
- * `BENCH_REVOCATION_ROUNDS` (revocations per propagation series, default
- * 100), `BENCH_REVOCATION_LOOKUPS` (timed lookups per size and peer,
- * default 2,000,000), `BENCH_REVOCATION_GUARD_ITERATIONS` (default 1000),
- * `BENCH_REVOCATION_PARTS` (default `propagation,lookup,guard`),
- * `REDIS_URL` (default `redis://127.0.0.1:6379`; the Redis rows are skipped
- * when it does not answer).
- */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import pg from 'pg';
 import { describeUrl, openDatabase } from '../src/db/index.js';
@@ -59,6 +16,8 @@ import {
 } from '../src/revocation/index.js';
 import type { RevocationCheck } from '../src/tokens/revocation-check.js';
 import { createVerifier } from '../src/tokens/verify.js';
+import { redisAnswers } from '../test/helpers/redis.js';
+import { spawnRevocationWatcher } from '../test/helpers/revocation-watcher.js';
 import { prepareBenchDatabase } from './lib/bench-database.js';
 import { measureGuardCost, renderGuardCost } from './lib/guard-cost.js';
 import { round1, round3 } from './lib/stats.js';
@@ -349,107 +308,6 @@ async function measureVerifyCached(
 // 2. Propagation
 // ---------------------------------------------------------------------------
 
-/**
- * A child process with its own list: checks the jtis it is told to watch
- * right after every message its transport delivers (and every 5 ms), and
- * prints `seen <jti> <epoch ms>`.
- */
-const CHILD = `
-const rev = await import(process.env.REV_MODULE);
-const { createInterface } = await import('node:readline');
-const base = process.env.REV_CHANNEL
-  ? rev.createRedisTransport({ redis: process.env.REV_REDIS, channel: process.env.REV_CHANNEL })
-  : rev.createPostgresTransport({ url: process.env.REV_URL });
-const watching = new Set();
-const sub = '00000000-0000-4000-8000-000000000000';
-let list;
-const check = () => {
-  if (list === undefined) return;
-  for (const jti of watching) {
-    if (list.isRevoked({ sub, iat: 1, jti }) === true) {
-      watching.delete(jti);
-      process.stdout.write('seen ' + jti + ' ' + (performance.timeOrigin + performance.now()) + '\\n');
-    }
-  }
-};
-const transport = {
-  ...base,
-  open: (h) => base.open({ ...h, message: (p) => { h.message(p); check(); } }),
-};
-list = rev.createRevocationList({ url: process.env.REV_URL, transport });
-// Many processes starting at once on few cores can miss the first relay heartbeat: retry.
-for (let attempt = 1; ; attempt++) {
-  try { await list.start(); break; } catch (err) { if (attempt >= 5) throw err; }
-}
-setInterval(check, 5);
-createInterface({ input: process.stdin }).on('line', (jti) => {
-  if (jti === '') { list.stop().then(() => process.exit(0)); return; }
-  watching.add(jti);
-  process.stdout.write('watching ' + jti + '\\n');
-});
-process.stdout.write('ready\\n');
-`;
-
-interface Child {
-  next(prefix: string): Promise<string>;
-  write(line: string): void;
-  end(): Promise<void>;
-}
-
-function spawnChild(env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      ...env,
-      REV_MODULE: path.join(ROOT, 'src', 'revocation', 'index.ts'),
-    },
-  });
-  const queue: string[] = [];
-  const waiters: (() => void)[] = [];
-  createInterface({ input: proc.stdout }).on('line', (line) => {
-    queue.push(line);
-    for (const w of waiters.splice(0)) w();
-  });
-  let stderr = '';
-  proc.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  return {
-    async next(prefix) {
-      const deadline = Date.now() + 120_000;
-      for (;;) {
-        const i = queue.findIndex((l) => l.startsWith(prefix));
-        if (i >= 0) return queue.splice(i, 1)[0]!;
-        if (Date.now() > deadline || proc.exitCode !== null) {
-          throw new Error(`child list: no "${prefix}" line; stderr: ${stderr.slice(0, 300)}`);
-        }
-        await new Promise<void>((r) => {
-          waiters.push(r);
-          setTimeout(r, 100);
-        });
-      }
-    },
-    write(line) {
-      proc.stdin.write(`${line}\n`);
-    },
-    async end() {
-      proc.stdin.end('\n');
-      if (proc.exitCode !== null) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          proc.kill();
-          resolve();
-        }, 5000);
-        proc.on('exit', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    },
-  };
-}
-
 interface PropagationResult {
   transport: 'listen' | 'redis';
   processes: number;
@@ -481,9 +339,15 @@ async function measurePropagation(
   await relay?.start();
   const app = `rls_kit_bench_child_${randomBytes(4).toString('hex')}`;
   // node-postgres takes application_name from PGAPPNAME: the children's backends are countable.
-  const env: Record<string, string> = { REV_URL: url, PGAPPNAME: app };
-  if (transport === 'redis') Object.assign(env, { REV_REDIS: REDIS_URL, REV_CHANNEL: channel });
-  const children = Array.from({ length: processes }, () => spawnChild(env));
+  const children = Array.from({ length: processes }, () =>
+    spawnRevocationWatcher({
+      url,
+      ...(transport === 'redis' ? { redis: REDIS_URL, channel } : {}),
+      // Many processes starting on 2 cores: give them time.
+      timeoutMs: 120_000,
+      env: { PGAPPNAME: app },
+    }),
+  );
   try {
     await Promise.all(children.map((c) => c.next('ready')));
     const readyAt = performance.now();
@@ -492,7 +356,7 @@ async function measurePropagation(
     const warmup = 3;
     for (let round = -warmup; round < rounds; round++) {
       const jti = `bench-${round}-${randomBytes(8).toString('base64url')}`;
-      for (const c of children) c.write(jti);
+      for (const c of children) c.proc.stdin.write(`${jti}\n`);
       await Promise.all(children.map((c) => c.next(`watching ${jti}`)));
       const t0 = performance.timeOrigin + performance.now();
       await admin.query("select rls_kit.revoke_token($1, now() + interval '10 minutes')", [jti]);
@@ -525,24 +389,6 @@ async function measurePropagation(
   } finally {
     await Promise.all(children.map((c) => c.end()));
     await relay?.stop();
-  }
-}
-
-async function redisAnswers(): Promise<boolean> {
-  const probe = new Redis(REDIS_URL, {
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 1000,
-  });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
   }
 }
 
@@ -596,7 +442,7 @@ export async function run(): Promise<BenchReport> {
     await emptyDenylist(admin);
 
     // 2. Propagation first, while the denylist is empty (every child loads it).
-    const redisUp = await redisAnswers();
+    const redisUp = await redisAnswers(REDIS_URL);
     if (!redisUp) log(`no Redis at ${REDIS_URL}: the Redis rows are skipped`);
     const propagation: PropagationResult[] = [];
     for (const n of parts.has('propagation') ? procs : []) {

@@ -28,31 +28,14 @@ import {
   type RevocationRelayOptions,
 } from '../src/revocation/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { redisAnswers } from './helpers/redis.js';
 import { spawnRevocationWatcher } from './helpers/revocation-watcher.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { expectCode, nowSec } from './helpers/tokens.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-async function redisAnswers(): Promise<boolean> {
-  const probe = new Redis(REDIS_URL, {
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 1000,
-  });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
-const available = await redisAnswers();
+const available = await redisAnswers(REDIS_URL);
 if (!available && process.env.CI === 'true') {
   // In CI Redis is part of the environment: its absence is a failure, not a skip.
   throw new Error(`revocation-redis: no Redis at ${REDIS_URL} (CI=true)`);

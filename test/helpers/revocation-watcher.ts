@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 /** A revocation list running in a child process (test/fixtures/revocation-watcher.ts). */
 export interface RevocationWatcher {
   readonly proc: ChildProcessWithoutNullStreams;
-  /** The next stdout line starting with `prefix` (20 s at most). */
+  /** The next stdout line starting with `prefix` (20 s at most unless `timeoutMs` says otherwise). */
   next(prefix: string): Promise<string>;
   /** Stops the child's list and waits for it to exit (kills it after 5 s). */
   end(): Promise<void>;
@@ -14,7 +14,8 @@ export interface RevocationWatcher {
 /**
  * Starts a revocation list in a separate Node process, over LISTEN or, with
  * `redis` and `channel`, over the Redis transport: the multi-process
- * propagation tests measure commit → "seen" in each.
+ * propagation tests and `npm run bench -- revocation` measure commit → "seen"
+ * in each.
  *
  * @example
  * ```ts
@@ -28,8 +29,17 @@ export function spawnRevocationWatcher(options: {
   url: string;
   redis?: string;
   channel?: string;
+  /** How long {@link RevocationWatcher.next} waits for a line (default 20 s). */
+  timeoutMs?: number;
+  /** More environment for the child (e.g. `PGAPPNAME`, to count its backends). */
+  env?: Readonly<Record<string, string>>;
 }): RevocationWatcher {
-  const env: Record<string, string | undefined> = { ...process.env, REV_URL: options.url };
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...options.env,
+    REV_URL: options.url,
+  };
   if (options.redis !== undefined) env.REV_REDIS = options.redis;
   if (options.channel !== undefined) env.REV_CHANNEL = options.channel;
   const proc = spawn(
@@ -54,7 +64,7 @@ export function spawnRevocationWatcher(options: {
   return {
     proc,
     async next(prefix) {
-      const deadline = Date.now() + 20_000;
+      const deadline = Date.now() + timeoutMs;
       for (;;) {
         const i = queue.findIndex((l) => l.startsWith(prefix));
         if (i >= 0) return queue.splice(i, 1)[0]!;
