@@ -340,12 +340,11 @@ begin
               where f.family <> $1
              on conflict on constraint revoked_sessions_pkey do nothing'
       using revoke_session.session_id, revoke_session.reason;
-  end if;
-  -- A kit refresh family: its subject, from the refresh-token migration's
-  -- table. Looked up by name at run time, so this file still applies first.
-  if owner_sub is null and pg_catalog.to_regclass('rls_kit.refresh_tokens') is not null then
-    execute 'select t.sub from rls_kit.refresh_tokens t where t.family = $1 limit 1'
-      into owner_sub using revoke_session.session_id;
+    -- A kit refresh family: its subject.
+    if owner_sub is null then
+      execute 'select t.sub from rls_kit.refresh_tokens t where t.family = $1 limit 1'
+        into owner_sub using revoke_session.session_id;
+    end if;
   end if;
 
   insert into rls_kit.revoked_sessions (session_id, sub, expires_at, reason)
