@@ -20,6 +20,8 @@
 --                                  JSON (format below), for in-process caches
 --   * triggers on auth.users       a changed password, a ban, a soft or hard
 --                                  delete revoke the user (tokens and sessions)
+--   * trigger on auth.sessions     a deleted session (Supabase Auth's sign-out)
+--                                  ends its access tokens and kit logins
 --
 -- Trust: the SQL trusts request.jwt.claims because only trusted servers set it
 -- (PostgREST's authenticator, the kit's as-user API), after verifying the
@@ -324,7 +326,7 @@ begin
       message = 'rls_kit.revoke_session: session_id must be a uuid, not NULL';
   end if;
 
-  delete from auth.sessions s where s.id = revoke_session.session_id returning s.user_id into owner_sub;
+  select s.user_id into owner_sub from auth.sessions s where s.id = revoke_session.session_id;
   -- The family itself, and kit families exchanged from this (Supabase) session:
   -- those end too, with every access token bound to them (their sid). The
   -- refresh-token migration's table is named at run time (dynamic SQL), so
@@ -350,6 +352,9 @@ begin
   insert into rls_kit.revoked_sessions (session_id, sub, expires_at, reason)
   values (revoke_session.session_id, owner_sub, pg_catalog.now() + interval '7 days', revoke_session.reason)
   on conflict on constraint revoked_sessions_pkey do nothing;
+  -- Recorded first, so the auth.sessions trigger finds it there and the
+  -- caller's reason is the one kept.
+  delete from auth.sessions s where s.id = revoke_session.session_id;
 end
 $$;
 
@@ -805,6 +810,69 @@ create or replace trigger rls_kit_revoke_on_user_delete
 
 comment on trigger rls_kit_revoke_on_user_delete on auth.users is
   'supabase-rls-kit: deleting users revokes their tokens (the cut-off outlives the row) and ends their sessions.';
+
+-- ---------------------------------------------------------------------------
+-- auth.sessions: a deleted session is an ended session
+-- ---------------------------------------------------------------------------
+-- Supabase Auth signs a user out by deleting auth.sessions rows (one for a
+-- local sign-out, all of the user's for a global one), and so do admin tools
+-- and its own cleanup. Without this trigger the access tokens of such a
+-- session (session_id claim) would stay live until they expire, and kit
+-- logins exchanged from it could still refresh. Statement level: a global
+-- sign-out or a cleanup is one batch (one NOTIFY). Recording a session twice
+-- is harmless (on conflict do nothing), so revoke_session and revoke_subject,
+-- which delete sessions themselves, keep their own reasons.
+create or replace function rls_kit.revoke_on_session_delete()
+returns trigger
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  ids uuid[];
+begin
+  select pg_catalog.array_agg(e.id) into ids from ended_sessions e;
+  if ids is null then
+    return null;
+  end if;
+  insert into rls_kit.revoked_sessions (session_id, sub, expires_at, reason)
+  select e.id, e.user_id, pg_catalog.now() + interval '7 days', 'auth.sessions: deleted'
+  from ended_sessions e
+  on conflict on constraint revoked_sessions_pkey do nothing;
+  -- Kit refresh families exchanged from these sessions end too, with the
+  -- access tokens bound to them (their sid), as in revoke_session.
+  if pg_catalog.to_regclass('rls_kit.refresh_tokens') is null then
+    perform from pg_catalog.unnest(ids) as e(id)
+      cross join lateral rls_kit.end_refresh_families(null, e.id);
+  else
+    execute 'insert into rls_kit.revoked_sessions (session_id, sub, expires_at, reason)
+             select f.family,
+                    (select t.sub from rls_kit.refresh_tokens t where t.family = f.family limit 1),
+                    pg_catalog.now() + interval ''7 days'', $2
+               from pg_catalog.unnest($1) as e(id)
+               cross join lateral rls_kit.end_refresh_families(null, e.id) as f(family)
+              where f.family <> e.id
+             on conflict on constraint revoked_sessions_pkey do nothing'
+      using ids, 'auth.sessions: deleted';
+  end if;
+  return null;
+end
+$$;
+
+revoke all on function rls_kit.revoke_on_session_delete() from public;
+
+comment on function rls_kit.revoke_on_session_delete() is
+  'Trigger of auth.sessions: a deleted session (a Supabase Auth sign-out, an admin or a cleanup deleting the row) is recorded in revoked_sessions, so its access tokens (session_id claim) die at once, and the kit refresh families exchanged from it end. Runs as its owner, so Supabase Auth needs no privilege on rls_kit.';
+
+create or replace trigger rls_kit_revoke_on_session_delete
+  after delete on auth.sessions
+  referencing old table as ended_sessions
+  for each statement
+  execute function rls_kit.revoke_on_session_delete();
+
+comment on trigger rls_kit_revoke_on_session_delete on auth.sessions is
+  'supabase-rls-kit: deleting sessions (a sign-out) ends their access tokens and the kit logins exchanged from them.';
 
 -- ---------------------------------------------------------------------------
 -- Privileges: PUBLIC gets nothing (functions are executable by PUBLIC unless

@@ -906,7 +906,7 @@ describe('NOTIFY rls_kit_revocations', () => {
   });
 });
 
-describe('auth.users triggers (Supabase Auth column names, run as supabase_auth_admin)', () => {
+describe('Supabase Auth triggers on auth.users and auth.sessions (its column names, run as supabase_auth_admin)', () => {
   // On Supabase, Supabase Auth's role owns its tables (so row level security,
   // enabled there without policies, does not hide rows from it). The compat
   // schema leaves them to the migration runner; hand them over as Supabase has them.
@@ -978,6 +978,57 @@ describe('auth.users triggers (Supabase Auth column names, run as supabase_auth_
     const user = await newUser();
     await asAuthAdmin('update auth.users set deleted_at = now() where id = $1', [user.id]);
     expect(await cutoffOf(user.id)).toBe('auth.users: soft-deleted');
+  });
+
+  it("a deleted auth.sessions row (Supabase Auth's sign-out) ends that session's tokens and the kit logins exchanged from it", async () => {
+    const user = await newUser();
+    const signedOut = await newSession(user);
+    const other = await newSession(user);
+    const family = randomUUID();
+    // A kit login exchanged from the Supabase session, as the token service stores it.
+    await admin.query(
+      `insert into rls_kit.refresh_tokens (hash, family, sub, expires_at, idle_expires_at, upstream_session)
+       values ($1, $2, $3, now() + interval '30 days', now() + interval '7 days', $4)`,
+      [randomBytes(32), family, user.id, signedOut],
+    );
+    const supabaseToken = await tokenOf(user, { session_id: signedOut });
+    const kitToken = await tokenOf(user, { sid: family });
+    const otherToken = await tokenOf(user, { session_id: other });
+    for (const t of [supabaseToken, kitToken, otherToken])
+      expect(await visibleDocs(t)).toBe(ACME_DOCS);
+
+    // GoTrue's logout (scope local): one DELETE of the session row, as supabase_auth_admin.
+    await asAuthAdmin('delete from auth.sessions where id = $1', [signedOut]);
+
+    expect(await visibleDocs(supabaseToken)).toBe(0);
+    expect(await visibleDocs(kitToken)).toBe(0);
+    expect(await visibleDocs(otherToken)).toBe(ACME_DOCS);
+    const recorded = await admin.query(
+      'select session_id, sub, reason from rls_kit.revoked_sessions where session_id = any($1) order by session_id',
+      [[signedOut, family, other]],
+    );
+    expect(recorded.rows).toEqual(
+      [
+        { session_id: signedOut, sub: user.id, reason: 'auth.sessions: deleted' },
+        { session_id: family, sub: user.id, reason: 'auth.sessions: deleted' },
+      ].sort((a, b) => (a.session_id < b.session_id ? -1 : 1)),
+    );
+    const live = await admin.query(
+      'select 1 from rls_kit.refresh_tokens where family = $1 and revoked_at is null',
+      [family],
+    );
+    expect(live.rowCount).toBe(0);
+
+    // A global sign-out deletes the rest in one statement; revoke_session keeps its own reason.
+    await asAuthAdmin('delete from auth.sessions where user_id = $1', [user.id]);
+    expect(await visibleDocs(otherToken)).toBe(0);
+    const third = await newSession(user);
+    await admin.query(`select rls_kit.revoke_session($1, 'signed out by support')`, [third]);
+    const reason = await admin.query(
+      'select reason from rls_kit.revoked_sessions where session_id = $1',
+      [third],
+    );
+    expect(reason.rows).toEqual([{ reason: 'signed out by support' }]);
   });
 
   it('a hard delete revokes, and the cut-off outlives the row', async () => {
