@@ -7,6 +7,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main.js';
+import { rateLimitKey } from '../src/server/client-address.js';
 import type { TokenService } from '../src/server/index.js';
 import { memoryIO } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -260,12 +261,16 @@ describe('the example API with bad input', () => {
   it('refuses bad /revoke and /logout requests', async () => {
     const formHeaders = { 'content-type': 'application/x-www-form-urlencoded' };
     expectOAuthError(
-      await raw('POST', '/revoke', { headers: formHeaders, body: '' }),
+      await raw('POST', '/revoke', { headers: formHeaders, body: '', localAddress: client() }),
       400,
       'invalid_request',
     );
     expectOAuthError(
-      await raw('POST', '/revoke', { headers: formHeaders, body: 'token=a&token=b' }),
+      await raw('POST', '/revoke', {
+        headers: formHeaders,
+        body: 'token=a&token=b',
+        localAddress: client(),
+      }),
       400,
       'invalid_request',
     );
@@ -273,6 +278,7 @@ describe('the example API with bad input', () => {
       await raw('POST', '/revoke', {
         headers: { 'content-type': 'application/json' },
         body: '{"token":"a"}',
+        localAddress: client(),
       }),
       400,
       'invalid_request',
@@ -282,11 +288,20 @@ describe('the example API with bad input', () => {
       const res = await raw('POST', '/revoke', {
         headers: formHeaders,
         body: `token=${encodeURIComponent(t)}`,
+        localAddress: client(),
       });
       expect(res.status, t).toBe(200);
     }
-    expectOAuthError(await raw('POST', '/logout'), 400, 'invalid_request', /nothing to log out/);
-    const badAuth = await raw('POST', '/logout', { headers: { authorization: 'Bearer x.y.z' } });
+    expectOAuthError(
+      await raw('POST', '/logout', { localAddress: client() }),
+      400,
+      'invalid_request',
+      /nothing to log out/,
+    );
+    const badAuth = await raw('POST', '/logout', {
+      headers: { authorization: 'Bearer x.y.z' },
+      localAddress: client(),
+    });
     expectOAuthError(badAuth, 401, 'invalid_token');
   });
 
@@ -331,6 +346,46 @@ describe('rate limiting of /token per client', () => {
       localAddress: '127.0.0.2',
     });
     expect(docs.status).toBe(200);
+  });
+
+  it('counts /revoke and /logout against the same bucket as /token', async () => {
+    const address = client();
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await attempt(address)).status);
+    statuses.push(
+      (
+        await raw('POST', '/revoke', {
+          headers: form,
+          body: 'token=garbage',
+          localAddress: address,
+        })
+      ).status,
+    );
+    statuses.push((await raw('POST', '/logout', { localAddress: address })).status);
+    statuses.push(
+      (
+        await raw('POST', '/revoke', {
+          headers: form,
+          body: 'token=garbage',
+          localAddress: address,
+        })
+      ).status,
+    );
+    statuses.push((await raw('POST', '/logout', { localAddress: address })).status);
+    expect(statuses).toEqual([400, 400, 400, 200, 400, 429, 429]);
+  });
+
+  it('keys an IPv6 client by its /64, an IPv4 client by its address', () => {
+    expect(rateLimitKey('2001:db8:1:2:a:b:c:d')).toBe('2001:db8:1:2::/64');
+    expect(rateLimitKey('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(rateLimitKey('2001:DB8:0001:0002:ffff::')).toBe('2001:db8:1:2::/64');
+    expect(rateLimitKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(rateLimitKey('::1')).toBe('0:0:0:0::/64');
+    expect(rateLimitKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(rateLimitKey('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
+    expect(rateLimitKey('203.0.113.7')).toBe('203.0.113.7');
+    expect(rateLimitKey('local')).toBe('local');
   });
 
   it('believes X-Forwarded-For only from a trusted proxy', async () => {

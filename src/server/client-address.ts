@@ -37,3 +37,32 @@ export function normalize(address: string | undefined): string | undefined {
     address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
   return isIP(a) === 0 ? undefined : a.toLowerCase();
 }
+
+/**
+ * The rate limiter's key for a client address: an IPv6 address counts by
+ * its /64 — the block one subscriber usually gets, so changing the low bits
+ * does not buy a fresh bucket — and anything else (IPv4, `local`) as itself.
+ *
+ * @example
+ * ```ts
+ * rateLimitKey('2001:db8:1:2:a:b:c:d'); // '2001:db8:1:2::/64'
+ * rateLimitKey('203.0.113.7');          // '203.0.113.7'
+ * ```
+ */
+export function rateLimitKey(address: string): string {
+  if (isIP(address) !== 6) return address;
+  const bare = address.split('%')[0]!;
+  const [l = '', r] = bare.split('::');
+  const left = l === '' ? [] : l.split(':');
+  const right = r === undefined || r === '' ? [] : r.split(':');
+  // An embedded IPv4 tail (…:1.2.3.4) stands for two groups.
+  const width = (parts: string[]) => parts.reduce((n, p) => n + (p.includes('.') ? 2 : 1), 0);
+  const groups =
+    r === undefined
+      ? left
+      : [...left, ...Array<string>(8 - width(left) - width(right)).fill('0'), ...right];
+  const prefix = groups
+    .slice(0, 4)
+    .map((g) => (g.includes('.') ? '0' : Number.parseInt(g, 16).toString(16)));
+  return `${prefix.join(':')}::/64`;
+}

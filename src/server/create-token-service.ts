@@ -469,8 +469,8 @@ function buildApp(
   });
 
   app.post('/token', tooLarge(16 * KIB), limited, (c) => tokenEndpoint(ctx, c.req.raw));
-  app.post('/revoke', tooLarge(16 * KIB), (c) => revokeEndpoint(ctx, c.req.raw));
-  app.post('/logout', tooLarge(16 * KIB), (c) => logoutEndpoint(ctx, c.req.raw));
+  app.post('/revoke', tooLarge(16 * KIB), limited, (c) => revokeEndpoint(ctx, c.req.raw));
+  app.post('/logout', tooLarge(16 * KIB), limited, (c) => logoutEndpoint(ctx, c.req.raw));
   if (ctx.demo) {
     app.post('/demo/login', tooLarge(4 * KIB), limited, (c) =>
       loopbackHostHeader(c.req.header('host')) === undefined

@@ -1,7 +1,7 @@
 import { isRlsKitError, RlsKitError } from '../errors.js';
 import type { RefreshedSession } from '../refresh/index.js';
 import type { VerifiedClaims } from '../tokens/index.js';
-import { clientAddress } from './client-address.js';
+import { clientAddress, rateLimitKey } from './client-address.js';
 import { oauthError } from './oauth-error.js';
 import { type OAuthForm, parseOAuthForm } from './parse-oauth-form.js';
 import { clearRefreshCookie, readRefreshCookie } from './refresh-cookie.js';
@@ -246,10 +246,8 @@ export function rateLimited(
   request: Request,
 ): Response | undefined {
   if (ctx.limiter === undefined) return undefined;
-  const key = clientAddress(
-    socketAddress,
-    request.headers.get('x-forwarded-for'),
-    ctx.trustedProxies,
+  const key = rateLimitKey(
+    clientAddress(socketAddress, request.headers.get('x-forwarded-for'), ctx.trustedProxies),
   );
   const { allowed, retryAfter } = ctx.limiter.take(key);
   if (allowed) return undefined;

@@ -65,7 +65,7 @@ export interface TokenServiceOptions {
   supabase?: SupabaseExchangeOptions;
   /** A pino logger; default: JSON lines on stdout at `info` with the service's redaction. */
   logger?: Logger;
-  /** Rate limit of `POST /token` and `POST /demo/login` per client, or `false` for none. */
+  /** Rate limit of `POST /token`, `/revoke`, `/logout` and `/demo/login` per client (one bucket), or `false` for none. */
   rateLimit?: RateLimitOptions | false;
   /**
    * Addresses of reverse proxies whose `X-Forwarded-For` is believed (for
