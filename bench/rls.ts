@@ -21,7 +21,9 @@
  * are (a)/(e) as a bench role that has the example's policies on the same
  * table but not the revocation guard (`rls_kit_token_active` applies to
  * `authenticated` only), so (a)/(g) and (e)/(h) are the guard's cost
- * (issue 4: ≤ 1.1).
+ * (issue 4: ≤ 1.1). (i) is (g) plus a RESTRICTIVE policy calling a guard
+ * that checks nothing (PL/pgSQL, SECURITY DEFINER, the same SET clauses), so
+ * (i)/(g) is the guard's mechanism and (a)/(i) its lookup.
  * Goal (issue 2, item 11), judged on this machine's PostgreSQL 15:
  * median (a)/(b) ≤ 1.2 for both queries.
  *
@@ -77,9 +79,9 @@ const ITERATIONS = positiveInt('BENCH_RLS_ITERATIONS', 3000);
 const THROUGHPUT_SLOT_MS = 500;
 const THROUGHPUT_ROUNDS = 4;
 
-type VariantId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h';
+type VariantId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i';
 type QueryId = 'q1' | 'q2';
-const VARIANTS: readonly VariantId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+const VARIANTS: readonly VariantId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
 const QUERIES: readonly QueryId[] = ['q1', 'q2'];
 const VARIANT_LABELS: Record<VariantId, string> = {
   a: '(a) user, example policies — asUser',
@@ -90,6 +92,7 @@ const VARIANT_LABELS: Record<VariantId, string> = {
   f: '(f) service_role (BYPASSRLS) + WHERE — asUserPg',
   g: '(g) user, example policies without the revocation guard — asUser',
   h: '(h) user, example policies without the revocation guard — asUserPg',
+  i: '(i) user, example policies + a no-op guard (same InitPlan, SECURITY DEFINER call, per-row filter; no lookup) — asUser',
 };
 const QUERY_LABELS: Record<QueryId, string> = {
   q1: `q1 page of ${PAGE} newest`,
@@ -122,6 +125,8 @@ interface Persona {
   serviceClaims: Claims;
   /** The same claims with the unguarded bench role, for (g) and (h). */
   unguardedClaims: Claims;
+  /** The same claims with the no-op-guard bench role, for (i). */
+  noopGuardClaims: Claims;
 }
 
 /** What one call returns, compared across variants before timing starts. */
@@ -209,33 +214,61 @@ const NAIVE_POLICY_SQL: readonly string[] = [
  * the hot pages and compete for shared buffers with (a).
  */
 const UNGUARDED_ROLE = 'rls_kit_bench_unguarded';
-const UNGUARDED_SQL: readonly string[] = [
-  `do $role$ begin
-     create role ${UNGUARDED_ROLE} nologin noinherit;
-   exception when duplicate_object or unique_violation then null;
-   end $role$`,
-  `comment on role ${UNGUARDED_ROLE} is 'supabase-rls-kit benchmark only: the example policies without the revocation guard (NOLOGIN, no privileges outside rls_kit_bench).'`,
-  `grant usage on schema public, auth to ${UNGUARDED_ROLE}`,
-  `grant select on public.documents to ${UNGUARDED_ROLE}`,
-  `do $copy$
-   declare p record;
-   begin
-     for p in
-       select polname, polpermissive, polcmd,
-              pg_get_expr(polqual, polrelid) as qual, pg_get_expr(polwithcheck, polrelid) as chk
-         from pg_policy
-        where polrelid = 'public.documents'::regclass and polname <> 'rls_kit_token_active'
-          and 'authenticated'::regrole::oid = any (polroles)
-     loop
-       execute format('create policy %I on public.documents as %s for %s to ${UNGUARDED_ROLE}%s%s',
-         'bench_unguarded_' || p.polname,
-         case when p.polpermissive then 'permissive' else 'restrictive' end,
-         case p.polcmd when 'r' then 'select' when 'a' then 'insert' when 'w' then 'update'
-                       when 'd' then 'delete' else 'all' end,
-         coalesce(' using (' || p.qual || ')', ''), coalesce(' with check (' || p.chk || ')', ''));
-     end loop;
-   end $copy$`,
+const UNGUARDED_SQL: readonly string[] = policyCopySql(
+  UNGUARDED_ROLE,
+  'the example policies without the revocation guard',
+);
+
+/**
+ * Variant (i): the same policy copies plus a RESTRICTIVE policy calling a
+ * guard that does nothing — PL/pgSQL, SECURITY DEFINER, the same SET
+ * clauses as rls_kit.is_token_active() — so (i)/(g) is what the guard's
+ * mechanism costs (the InitPlan, the call, the per-row check of its result)
+ * and (a)/(i) what its lookup costs.
+ */
+const NOOP_GUARD_ROLE = 'rls_kit_bench_noop_guard';
+const NOOP_GUARD_SQL: readonly string[] = [
+  'create schema if not exists bench_guard',
+  `create or replace function bench_guard.noop_guard()
+   returns boolean language plpgsql stable parallel safe security definer
+   set search_path = '' set plan_cache_mode = force_generic_plan
+   as $fn$ begin return true; end $fn$`,
+  ...policyCopySql(NOOP_GUARD_ROLE, 'the example policies plus a guard that checks nothing'),
+  `grant usage on schema bench_guard to ${NOOP_GUARD_ROLE}`,
+  `create policy bench_noop_guard on public.documents as restrictive for all to ${NOOP_GUARD_ROLE}
+   using ((select bench_guard.noop_guard()))`,
 ];
+
+/** A NOLOGIN bench role with copies of `authenticated`'s policies on public.documents, the guard excepted. */
+function policyCopySql(role: string, what: string): string[] {
+  return [
+    `do $role$ begin
+       create role ${role} nologin noinherit;
+     exception when duplicate_object or unique_violation then null;
+     end $role$`,
+    `comment on role ${role} is 'supabase-rls-kit benchmark only: ${what} (NOLOGIN, no privileges outside rls_kit_bench).'`,
+    `grant usage on schema public, auth to ${role}`,
+    `grant select on public.documents to ${role}`,
+    `do $copy$
+     declare p record;
+     begin
+       for p in
+         select polname, polpermissive, polcmd,
+                pg_get_expr(polqual, polrelid) as qual, pg_get_expr(polwithcheck, polrelid) as chk
+           from pg_policy
+          where polrelid = 'public.documents'::regclass and polname <> 'rls_kit_token_active'
+            and 'authenticated'::regrole::oid = any (polroles)
+       loop
+         execute format('create policy %I on public.documents as %s for %s to ${role}%s%s',
+           '${role.replace('rls_kit_bench_', 'bench_')}_' || p.polname,
+           case when p.polpermissive then 'permissive' else 'restrictive' end,
+           case p.polcmd when 'r' then 'select' when 'a' then 'insert' when 'w' then 'update'
+                         when 'd' then 'delete' else 'all' end,
+           coalesce(' using (' || p.qual || ')', ''), coalesce(' with check (' || p.chk || ')', ''));
+       end loop;
+     end $copy$`,
+  ];
+}
 
 const VACUUM_SQL =
   'vacuum (analyze) public.organizations, public.memberships, auth.users, public.documents, naive.documents';
@@ -265,6 +298,7 @@ async function buildData(url: string, log: (line: string) => void): Promise<void
     );
     for (const sql of NAIVE_POLICY_SQL) await timed(log, client, sql);
     for (const sql of UNGUARDED_SQL) await timed(log, client, sql);
+    for (const sql of NOOP_GUARD_SQL) await timed(log, client, sql);
     await client.query('set session_replication_role = origin');
     // VACUUM sets the visibility map (index-only scans for count(*)) and
     // hint bits, so the first measured reads do not pay for the load's writes.
@@ -395,6 +429,7 @@ async function fingerprint(): Promise<string> {
       NAIVE_COPY_SQL,
       NAIVE_POLICY_SQL,
       UNGUARDED_SQL,
+      NOOP_GUARD_SQL,
       VACUUM_SQL,
     }),
   );
@@ -417,6 +452,7 @@ async function dataIntact(url: string): Promise<boolean> {
       naive: string;
       guarded: boolean;
       unguarded: boolean;
+      noop: boolean;
     }>(
       `select (select count(*) from public.organizations) as orgs,
               (select count(*) from public.documents) as docs,
@@ -425,7 +461,9 @@ async function dataIntact(url: string): Promise<boolean> {
                         and polname = 'rls_kit_token_active') as guarded,
               exists (select from pg_policy p join pg_roles r on r.oid = any (p.polroles)
                        where p.polrelid = 'public.documents'::regclass
-                         and r.rolname = '${UNGUARDED_ROLE}') as unguarded`,
+                         and r.rolname = '${UNGUARDED_ROLE}') as unguarded,
+              exists (select from pg_policy where polrelid = 'public.documents'::regclass
+                        and polname = 'bench_noop_guard') as noop`,
     );
     const r = rows[0];
     return (
@@ -434,7 +472,8 @@ async function dataIntact(url: string): Promise<boolean> {
       Number(r.docs) === ORGS * DOCS_PER_ORG &&
       Number(r.naive) === ORGS * DOCS_PER_ORG &&
       r.guarded &&
-      r.unguarded
+      r.unguarded &&
+      r.noop
     );
   } catch {
     return false;
@@ -498,6 +537,8 @@ async function asPostgres<T>(
 const SERVICE = { allowRoles: ['service_role'] } as const;
 /** Opt-in for variants (g) and (h): a role outside the default allowlist. */
 const UNGUARDED = { allowRoles: [UNGUARDED_ROLE] } as const;
+/** Opt-in for variant (i). */
+const NOOP_GUARDED = { allowRoles: [NOOP_GUARD_ROLE] } as const;
 
 /**
  * The table a variant reads. (c) names `naive.documents` directly rather than
@@ -642,6 +683,22 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
           UNGUARDED,
         ),
     },
+    i: {
+      q1: (p) =>
+        asUser(
+          db,
+          p.noopGuardClaims,
+          async (trx) => pageOutcome(await pageQuery(trx, 'public').execute()),
+          NOOP_GUARDED,
+        ),
+      q2: (p) =>
+        asUser(
+          db,
+          p.noopGuardClaims,
+          async (trx) => countOutcome(await countQuery(trx, 'public').executeTakeFirst()),
+          NOOP_GUARDED,
+        ),
+    },
     f: {
       q1: (p) =>
         asUserPg(
@@ -767,6 +824,7 @@ async function loadPersonas(pool: pg.Pool): Promise<Persona[]> {
       claims,
       serviceClaims: { ...claims, role: 'service_role' },
       unguardedClaims: { ...claims, role: UNGUARDED_ROLE },
+      noopGuardClaims: { ...claims, role: NOOP_GUARD_ROLE },
     };
   });
 }
@@ -799,6 +857,7 @@ function perVariant<T>(make: (v: VariantId, q: QueryId) => T): PerVariant<T> {
     f: row('f'),
     g: row('g'),
     h: row('h'),
+    i: row('i'),
   };
 }
 
@@ -901,6 +960,10 @@ interface Ratios {
   aOverG: number;
   /** The revocation guard alone on asUserPg. */
   eOverH: number;
+  /** The guard's lookup alone: the real guard vs a no-op guard with the same mechanism. */
+  aOverI: number;
+  /** The guard's mechanism alone (InitPlan, SECURITY DEFINER call, per-row check), no lookup. */
+  iOverG: number;
   /** Concurrent throughput of (b) over (a): the goal's ratio under load. */
   aOverBConcurrent: number;
 }
@@ -920,6 +983,8 @@ function ratiosOf(results: PerVariant<VariantResult>, q: QueryId): Ratios {
     eOverB: ratio(r('e').medianUs, r('b').medianUs),
     aOverG: ratio(r('a').medianUs, r('g').medianUs),
     eOverH: ratio(r('e').medianUs, r('h').medianUs),
+    aOverI: ratio(r('a').medianUs, r('i').medianUs),
+    iOverG: ratio(r('i').medianUs, r('g').medianUs),
     aOverBConcurrent: ratio(r('b').concurrentOpsPerSec, r('a').concurrentOpsPerSec),
   };
 }
@@ -1117,7 +1182,7 @@ function markdown(
   for (const q of QUERIES) {
     const r = ratios[q];
     lines.push(
-      `- ${QUERY_LABELS[q]}: **(a)/(b) = ${r.aOverB}** (p95 ${r.aOverBP95}, 4 callers ${r.aOverBConcurrent}); asUserPg (e)/(b) = ${r.eOverB}; **revocation guard (a)/(g) = ${r.aOverG}**, asUserPg (e)/(h) = ${r.eOverH}; (c)/(b) = ${r.cOverB} (p95 ${r.cOverBP95}); policies + guard (a)/(d) = ${r.aOverD}, asUserPg (e)/(f) = ${r.eOverF}; role switch + API checks (d)/(b) = ${r.dOverB}`,
+      `- ${QUERY_LABELS[q]}: **(a)/(b) = ${r.aOverB}** (p95 ${r.aOverBP95}, 4 callers ${r.aOverBConcurrent}); asUserPg (e)/(b) = ${r.eOverB}; **revocation guard (a)/(g) = ${r.aOverG}** (its mechanism (i)/(g) = ${r.iOverG}, its lookup (a)/(i) = ${r.aOverI}), asUserPg (e)/(h) = ${r.eOverH}; (c)/(b) = ${r.cOverB} (p95 ${r.cOverBP95}); policies + guard (a)/(d) = ${r.aOverD}, asUserPg (e)/(f) = ${r.eOverF}; role switch + API checks (d)/(b) = ${r.dOverB}`,
     );
   }
   lines.push(`- goal (a)/(b) ≤ ${GOAL_RATIO} on medians: **${met ? 'met' : 'NOT met'}**`);
