@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main.js';
 import { rateLimitKey } from '../src/server/client-address.js';
 import type { TokenService } from '../src/server/index.js';
+import { metricsGate, metricsRefusal } from '../src/server/metrics-access.js';
 import { memoryIO } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import {
@@ -421,5 +422,55 @@ describe('rls-kit start with bad flags', () => {
     const help = memoryIO();
     expect(await runCli(['start', '--help'], help)).toBe(0);
     expect(help.out()).toContain('--supabase-url');
+    expect(help.out()).toContain('--metrics-token-env');
+  });
+
+  it('refuses contradictory or empty metrics flags with one line', async () => {
+    for (const [args, message] of [
+      [['start', '--metrics-public', '--metrics-token-env', 'T'], /exclude each other/],
+      [['start', '--metrics-token-env', 'RLS_KIT_NO_SUCH_VAR'], /RLS_KIT_NO_SUCH_VAR.*not set/],
+    ] as const) {
+      const io = memoryIO();
+      expect(await runCli([...args], io), args.join(' ')).toBe(2);
+      expect(io.err().trim().split('\n')).toHaveLength(1);
+      expect(io.err()).toMatch(message);
+    }
+  });
+});
+
+describe('who may read /metrics', () => {
+  it('by default, clients on this host only — behind a trusted proxy, the forwarded client counts', async () => {
+    const local = await raw('GET', '/metrics', { localAddress: client() });
+    expect(local.status).toBe(200);
+    expect(local.text).toContain('# TYPE');
+    // Through the trusted proxy (127.0.0.3) for an outside client: refused.
+    const outside = await raw('GET', '/metrics', {
+      localAddress: '127.0.0.3',
+      headers: { 'x-forwarded-for': '203.0.113.50' },
+    });
+    expectOAuthError(outside, 403, 'forbidden', /this host only/);
+    expect(outside.text).not.toContain('# TYPE');
+    // An untrusted peer cannot borrow a loopback address through the header.
+    const spoofed = await raw('GET', '/metrics', {
+      localAddress: '127.0.0.3',
+      headers: { 'x-forwarded-for': '127.0.0.1, 198.51.100.9' },
+    });
+    expect(spoofed.status).toBe(403);
+  });
+
+  it('with a bearer token: exactly that token, compared whole; a short token is a config error', () => {
+    const token = 'm'.repeat(40);
+    const gate = metricsGate({ bearerToken: token });
+    expect(metricsRefusal(gate, '203.0.113.5', `Bearer ${token}`)).toBeUndefined();
+    for (const header of [null, 'Bearer ', `Bearer ${token.slice(1)}`, `Bearer ${token}x`, token]) {
+      const refused = metricsRefusal(gate, '127.0.0.1', header);
+      expect(refused?.status, String(header)).toBe(401);
+      expect(refused?.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    }
+    expect(metricsRefusal(metricsGate('public'), '203.0.113.5', null)).toBeUndefined();
+    expect(metricsRefusal(metricsGate(undefined), '::1', null)).toBeUndefined();
+    expect(metricsRefusal(metricsGate('loopback'), '203.0.113.5', null)?.status).toBe(403);
+    expect(() => metricsGate({ bearerToken: 'short' })).toThrow(/at least 32 characters/);
+    expect(() => metricsGate('everyone' as never)).toThrow(/metricsAccess must be/);
   });
 });

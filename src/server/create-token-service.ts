@@ -14,7 +14,7 @@ import { createRevocationList, type RevocationList } from '../revocation/index.j
 import { createEdgeHandler, createWellKnownHandler } from '../supabase/index.js';
 import { createSupabaseVerifier, type Verifier } from '../tokens/index.js';
 import { createAlertDetector } from './alerts.js';
-import { normalize } from './client-address.js';
+import { clientAddress, normalize } from './client-address.js';
 import { createRateLimiter } from './create-rate-limiter.js';
 import { createServiceLogger } from './create-service-logger.js';
 import { demoLoginEndpoint } from './demo-login-endpoint.js';
@@ -23,6 +23,7 @@ import type { ExampleDatabase } from './example-database.js';
 import { createKeyRotationSchedule } from './key-rotation.js';
 import { logoutEndpoint } from './logout-endpoint.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
+import { metricsGate, metricsRefusal } from './metrics-access.js';
 import { oauthError } from './oauth-error.js';
 import { prepareDatabase, type ServiceDatabase } from './prepare-database.js';
 import { revokeEndpoint } from './revoke-endpoint.js';
@@ -164,6 +165,7 @@ export async function createTokenService(
   if (!/^\/[\x21-\x3a\x3c-\x7e]*$/.test(cookiePath)) {
     throw new RlsKitError('ERR_CONFIG', 'cookiePath must be a path starting with /');
   }
+  const gate = metricsGate(options.metricsAccess);
   const logger = options.logger ?? createServiceLogger();
   const home = kitHome(options.home);
 
@@ -290,6 +292,7 @@ export async function createTokenService(
       accessTokenTtl,
       cookie: { path: cookiePath, insecure: loopback && issuer.startsWith('http:') },
       limiter: options.rateLimit === false ? undefined : createRateLimiter(options.rateLimit ?? {}),
+      metricsGate: gate,
       trustedProxies: new Set(
         (options.trustedProxies ?? []).map((a) => {
           const n = normalize(a);
@@ -461,7 +464,14 @@ function buildApp(
     if (c.req.path.endsWith('/jwks.json')) ctx.metrics.jwksFetch(response.ok ? 'ok' : 'error');
     return response;
   });
-  app.get('/metrics', async () => {
+  app.get('/metrics', async (c) => {
+    const client = clientAddress(
+      socketAddress(c),
+      c.req.header('x-forwarded-for') ?? null,
+      ctx.trustedProxies,
+    );
+    const refused = metricsRefusal(ctx.metricsGate, client, c.req.header('authorization') ?? null);
+    if (refused) return refused;
     const { contentType, body } = await ctx.metrics.render();
     return new Response(body, {
       headers: { 'content-type': contentType, 'cache-control': 'no-store' },

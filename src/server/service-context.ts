@@ -8,6 +8,7 @@ import type { Verifier } from '../tokens/index.js';
 import type { RateLimiter } from './create-rate-limiter.js';
 import type { ExampleDatabase } from './example-database.js';
 import type { ServiceMetrics } from './metrics.js';
+import type { MetricsGate } from './metrics-access.js';
 import { NO_STORE, oauthError } from './oauth-error.js';
 import { type RefreshCookieOptions, refreshCookie } from './refresh-cookie.js';
 import type { ExampleClaimDefinitions, ServiceKeys } from './service-keys.js';
@@ -37,6 +38,8 @@ export interface ServiceContext {
   readonly cookie: RefreshCookieOptions;
   readonly limiter: RateLimiter | undefined;
   readonly trustedProxies: ReadonlySet<string>;
+  /** Who may read `/metrics`. */
+  readonly metricsGate: MetricsGate;
 }
 
 /** True for failures that mean "the database (or the revocation state) is not reachable now". */

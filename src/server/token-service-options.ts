@@ -73,6 +73,16 @@ export interface TokenServiceOptions {
    * client, whatever headers say.
    */
   trustedProxies?: readonly string[];
+  /**
+   * Who may read `GET /metrics` (its counters describe traffic and refusals):
+   * - `'loopback'` (default): clients on this host only — the socket peer,
+   *   or behind a `trustedProxies` proxy the forwarded client, must be a
+   *   loopback address; others get 403;
+   * - `{ bearerToken }`: anyone sending `Authorization: Bearer <bearerToken>`
+   *   (at least 32 characters; compared in constant time); others get 401;
+   * - `'public'`: anyone.
+   */
+  metricsAccess?: 'loopback' | 'public' | { bearerToken: string };
   /** CORS: origins allowed to call the service from a browser (default none: CORS off). */
   cors?: { origins: readonly string[] };
   /** Path of the refresh cookie (default `/token`, the only endpoint that reads it). */

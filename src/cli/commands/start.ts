@@ -33,7 +33,8 @@ export const startCommand: Command = {
   summary: 'run the token service (JWKS, token exchange, refresh cookies, revocation, example API)',
   usage:
     'rls-kit start [--port 8787] [--host 127.0.0.1] [--db-url URL] [--keys FILE] [--issuer URL]\n' +
-    '              [--supabase-url URL] [--cors-origin ORIGIN]... [--trusted-proxy IP]... [--no-demo] [--no-migrate]\n\n' +
+    '              [--supabase-url URL] [--cors-origin ORIGIN]... [--trusted-proxy IP]...\n' +
+    '              [--metrics-token-env VAR | --metrics-public] [--no-demo] [--no-migrate]\n\n' +
     '  --port N             port (0: a free one); default 8787\n' +
     '  --host H             interface; default 127.0.0.1 (demo mode needs a loopback host)\n' +
     '  --db-url URL         Postgres (default DATABASE_URL, else the embedded one in .rls-kit/)\n' +
@@ -43,6 +44,9 @@ export const startCommand: Command = {
     '                       SUPABASE_JWT_SECRET for a project on the legacy secret)\n' +
     '  --cors-origin O      allow browser calls from O (repeatable); CORS is off without it\n' +
     '  --trusted-proxy IP   believe X-Forwarded-For from this proxy for rate limiting (repeatable)\n' +
+    '  --metrics-token-env VAR  /metrics for anyone sending this bearer token (read from env VAR,\n' +
+    '                       at least 32 characters); default: clients on this host only\n' +
+    '  --metrics-public     /metrics for anyone\n' +
     '  --no-demo            no /demo/login and no seed even on the embedded database\n' +
     '  --no-migrate         do not apply the kit and example migrations at start\n\n' +
     'stdout: URLs and a curl tour; stderr: JSON log lines. Ctrl-C stops it gracefully.',
@@ -58,6 +62,8 @@ export const startCommand: Command = {
         'supabase-url': { type: 'string' },
         'cors-origin': { type: 'string', multiple: true },
         'trusted-proxy': { type: 'string', multiple: true },
+        'metrics-token-env': { type: 'string' },
+        'metrics-public': { type: 'boolean' },
         'no-demo': { type: 'boolean' },
         'no-migrate': { type: 'boolean' },
       },
@@ -70,6 +76,11 @@ export const startCommand: Command = {
         '--port must be a whole number from 0 to 65535 (see: rls-kit start --help)',
       );
     }
+    const metricsAccess = metricsAccessFlag(
+      values['metrics-token-env'],
+      values['metrics-public'],
+      io.env,
+    );
     const databaseUrl = values['db-url'] ?? (io.env.DATABASE_URL || undefined);
     const supabaseUrl = values['supabase-url'] ?? (io.env.SUPABASE_URL || undefined);
     const jwtSecret = io.env.SUPABASE_JWT_SECRET || undefined;
@@ -100,6 +111,7 @@ export const startCommand: Command = {
           }),
       ...(values['cors-origin'] === undefined ? {} : { cors: { origins: values['cors-origin'] } }),
       ...(values['trusted-proxy'] === undefined ? {} : { trustedProxies: values['trusted-proxy'] }),
+      ...(metricsAccess === undefined ? {} : { metricsAccess }),
     };
     const service = await startTokenService(options);
     io.stdout.write(`${banner(service.url, service.service.demo, supabaseUrl !== undefined)}\n`);
@@ -202,4 +214,28 @@ export function curlTour(url: string): string[] {
     `  curl -s ${url}/.well-known/jwks.json`,
     `  curl -s ${url}/metrics | grep ^rls_kit_`,
   ];
+}
+
+/** `--metrics-token-env VAR` / `--metrics-public` as the service option (the token never on argv). */
+function metricsAccessFlag(
+  tokenEnv: string | undefined,
+  isPublic: boolean | undefined,
+  env: Record<string, string | undefined>,
+): TokenServiceOptions['metricsAccess'] {
+  if (tokenEnv !== undefined && isPublic) {
+    throw new RlsKitError(
+      'ERR_USAGE',
+      '--metrics-token-env and --metrics-public exclude each other: pick one (see: rls-kit start --help)',
+    );
+  }
+  if (isPublic) return 'public';
+  if (tokenEnv === undefined) return undefined;
+  const token = env[tokenEnv];
+  if (token === undefined || token === '') {
+    throw new RlsKitError(
+      'ERR_USAGE',
+      `--metrics-token-env ${tokenEnv}: that environment variable is not set; export it with a token of at least 32 characters`,
+    );
+  }
+  return { bearerToken: token };
 }
