@@ -12,7 +12,7 @@
  * @module
  */
 
-// Queries as the token's user.
+// Queries as the token's user (queryAsUser: one statement in one round trip).
 export { asUser } from './as-user.js';
 export { asUserPg } from './as-user-pg.js';
 // Which database: DATABASE_URL or the embedded default.
@@ -24,6 +24,7 @@ export {
   parseDatabaseUrl,
 } from './database.js';
 export { type EmbeddedDatabase, type EmbeddedOptions, startEmbeddedPostgres } from './embedded.js';
+export { queryAsUser } from './query-as-user.js';
 export {
   type AsUserOptions,
   type ClaimsSource,

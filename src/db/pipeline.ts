@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import pg from 'pg';
 
 /**
@@ -8,7 +9,14 @@ import pg from 'pg';
  */
 export interface PipelineStatement {
   text: string;
-  values?: readonly (string | boolean | null)[];
+  /**
+   * Bound as parameters: strings, booleans and null as text; with `anyValues`,
+   * anything node-postgres itself accepts (numbers, dates, buffers, arrays,
+   * objects as JSON), converted by pg's own `prepareValue`.
+   */
+  values?: readonly unknown[];
+  /** Accept any value node-postgres accepts (for a caller's query), not only the kit's text values. */
+  anyValues?: boolean;
   /** True for the one statement whose rows (and row count) the query reports. */
   rows?: boolean;
 }
@@ -83,7 +91,15 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
   readonly commands: string[] = [];
   /** True once the client handed the query to a connection (false: a foreign driver ignored it). */
   submitted = false;
-  readonly #statements: readonly { text: string; values: (string | null)[]; rows: boolean }[];
+  /**
+   * The transaction status the server reported with the pipeline's
+   * ReadyForQuery: `I` idle, `T` in a transaction block, `E` in a failed
+   * one; undefined until it arrived.
+   */
+  status: string | undefined;
+  /** The connection the query was written to (to end it when it cannot be trusted any more). */
+  connection: { end?: () => void } | undefined;
+  readonly #statements: readonly { text: string; values: unknown[]; rows: boolean }[];
   readonly #text: string;
   readonly #reported: number;
   readonly #promise: Promise<pg.QueryResult>;
@@ -96,7 +112,7 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
     // Values are checked and converted here, not while writing to the socket.
     const prepared = statements.map((s) => ({
       text: s.text,
-      values: (s.values ?? []).map(textValue),
+      values: (s.values ?? []).map(s.anyValues ? pgValue : textValue),
       rows: s.rows === true,
     }));
     const described = prepared.findIndex((s) => s.rows);
@@ -137,11 +153,19 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
     const conn: unknown = connection;
     if (!HOOKS_OK || !isProtocolConnection(conn)) return new PipelineUnsupportedError();
     this.submitted = true;
+    this.connection = conn as { end?: () => void };
+    // One Sync, one ReadyForQuery: the next one on this connection is ours.
+    (conn as unknown as { once?: (e: string, f: (m: { status?: string }) => void) => void }).once?.(
+      'readyForQuery',
+      (msg) => {
+        this.status = msg.status;
+      },
+    );
     conn.stream?.cork?.();
     try {
       for (const s of this.#statements) {
         conn.parse({ name: '', text: s.text, types: [] });
-        conn.bind({ portal: '', statement: '', values: s.values });
+        conn.bind({ portal: '', statement: '', values: s.values as (string | null)[] });
         if (s.rows) conn.describe({ type: 'P', name: '' });
         conn.execute({ portal: '', rows: 0 });
       }
@@ -150,6 +174,15 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
       conn.stream?.uncork?.();
     }
     return null;
+  }
+
+  /** Rows of the reported statement only: the others are not described, so pg could not parse theirs. */
+  handleDataRow(msg: unknown): void {
+    if (this.commands.length !== this.#reported) return;
+    (pg.Query.prototype as unknown as { handleDataRow(m: unknown): void }).handleDataRow.call(
+      this,
+      msg,
+    );
   }
 
   /** Records every statement's tag; only the reported statement's reaches pg's result. */
@@ -166,7 +199,15 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
   }
 }
 
-function textValue(value: string | boolean | null): string | null {
+const require = createRequire(import.meta.url);
+/** node-postgres's own parameter conversion (what `client.query(text, values)` applies). */
+const pgUtils = require('pg/lib/utils') as { prepareValue(value: unknown): unknown };
+
+function pgValue(value: unknown): unknown {
+  return pgUtils.prepareValue(value);
+}
+
+function textValue(value: unknown): string | null {
   if (value === null || typeof value === 'string') return value;
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   throw new TypeError('pipelined statements bind only strings, booleans and null');

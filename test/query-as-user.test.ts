@@ -1,0 +1,229 @@
+import { randomBytes } from 'node:crypto';
+import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asUser, queryAsUser } from '../src/db/index.js';
+import { RlsKitError } from '../src/errors.js';
+import type { ExampleDatabase } from '../src/server/example-database.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+
+/*
+ * queryAsUser: one statement as the token's user in one round trip (the
+ * settings and the query before one Sync, run by Postgres as one implicit
+ * transaction), on the seeded example app.
+ */
+
+let db: TestDatabase;
+let pool: pg.Pool;
+let kysely: Kysely<ExampleDatabase>;
+let roundTrips = 0;
+
+interface Persona {
+  sub: string;
+  org: string;
+  role: string;
+}
+let member: Persona;
+let viewer: Persona;
+let otherOrg: string;
+
+const claimsOf = (p: Persona, extra: Record<string, unknown> = {}) => ({
+  sub: p.sub,
+  role: 'authenticated',
+  org_id: p.org,
+  user_role: p.role,
+  iat: Math.floor(Date.now() / 1000) - 5,
+  exp: Math.floor(Date.now() / 1000) + 600,
+  jti: randomBytes(16).toString('base64url'),
+  ...extra,
+});
+
+beforeAll(async () => {
+  db = await createTestDatabase({ template: 'example' });
+  // One connection: every call below shares it, so anything left behind would show.
+  pool = new pg.Pool({ connectionString: db.url, max: 1 });
+  pool.on('connect', (client) => {
+    client.connection.on('readyForQuery', () => {
+      roundTrips++;
+    });
+    client.on('error', () => undefined);
+  });
+  kysely = new Kysely<ExampleDatabase>({ dialect: new PostgresDialect({ pool }) });
+  const { rows } = await pool.query<{ sub: string; org: string; role: string }>(
+    `select m.user_id::text as sub, m.org_id::text as org, m.role
+       from public.memberships m
+      where m.role in ('member', 'viewer')
+        and exists (select from public.documents d where d.org_id = m.org_id)
+      order by m.org_id, m.role`,
+  );
+  const first = rows[0]!;
+  member = rows.find((r) => r.org === first.org && r.role === 'member')!;
+  viewer = rows.find((r) => r.org === first.org && r.role === 'viewer')!;
+  otherOrg = rows.find((r) => r.org !== first.org)!.org;
+  expect(member && viewer && otherOrg).toBeTruthy();
+});
+
+afterAll(async () => {
+  await kysely?.destroy();
+  await db?.drop();
+});
+
+const listQuery = () =>
+  kysely
+    .selectFrom('documents')
+    .select(['id', 'org_id', 'title'])
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .limit(50);
+
+const CLEAN = { role: 'none', claims: null, path: '"$user", public' };
+
+/** What the pooled connection looks like between requests. */
+async function sessionState() {
+  const { rows } = await pool.query<{ role: string; claims: string | null; path: string }>(
+    `select current_setting('role') as role,
+            nullif(current_setting('request.jwt.claims', true), '') as claims,
+            current_setting('search_path') as path`,
+  );
+  return rows[0]!;
+}
+
+describe('queryAsUser', () => {
+  it("returns what asUser returns — the user's organization only — in one round trip once the role is checked", async () => {
+    const claims = claimsOf(member);
+    const expected = await asUser(kysely, claims, (trx) =>
+      trx
+        .selectFrom('documents')
+        .select(['id', 'org_id', 'title'])
+        .orderBy('created_at', 'desc')
+        .orderBy('id')
+        .limit(50)
+        .execute(),
+    );
+    expect(expected.length).toBeGreaterThan(0);
+    expect(new Set(expected.map((d) => d.org_id))).toEqual(new Set([member.org]));
+
+    roundTrips = 0;
+    const { rows } = await queryAsUser(kysely, claims, listQuery());
+    expect(rows).toEqual(expected);
+    expect(roundTrips).toBe(1);
+    // A compiled query and a claims function work the same.
+    roundTrips = 0;
+    const again = await queryAsUser(kysely, async () => claims, listQuery().compile());
+    expect(again.rows).toEqual(expected);
+    expect(roundTrips).toBe(1);
+    // Nothing of the request is left on the connection.
+    expect(await sessionState()).toEqual(CLEAN);
+  });
+
+  it('never shows another organization, and reports affected rows of writes', async () => {
+    const foreign = await queryAsUser(
+      kysely,
+      claimsOf(member),
+      kysely.selectFrom('documents').select('id').where('org_id', '=', otherOrg),
+    );
+    expect(foreign.rows).toEqual([]);
+    const inserted = await queryAsUser(
+      kysely,
+      claimsOf(member),
+      kysely
+        .insertInto('documents')
+        .values({ org_id: member.org, owner_id: member.sub, title: 'one round trip' })
+        .returning(['id', 'title']),
+    );
+    expect(inserted.rows).toMatchObject([{ title: 'one round trip' }]);
+    const removed = await queryAsUser(
+      kysely,
+      claimsOf(member),
+      kysely.deleteFrom('documents').where('id', '=', inserted.rows[0]!.id),
+    );
+    expect(removed.numAffectedRows).toBe(1n);
+  });
+
+  it("passes the database's refusal through unchanged and leaves the connection clean", async () => {
+    await queryAsUser(kysely, claimsOf(viewer), listQuery()); // role checked: fast path next
+    const err = await queryAsUser(
+      kysely,
+      claimsOf(viewer),
+      kysely
+        .insertInto('documents')
+        .values({ org_id: viewer.org, owner_id: viewer.sub, title: 'viewers cannot' }),
+    ).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('42501');
+    expect(await sessionState()).toEqual(CLEAN);
+    const syntax = await queryAsUser(kysely, claimsOf(viewer), CompiledQuery.raw('selec 1')).catch(
+      (e: unknown) => e,
+    );
+    expect((syntax as { code?: string }).code).toBe('42601');
+    expect((await queryAsUser(kysely, claimsOf(viewer), listQuery())).rows.length).toBeGreaterThan(
+      0,
+    );
+  });
+
+  it('refuses a statement that is not data, resetting the session so nothing it set survives', async () => {
+    await queryAsUser(kysely, claimsOf(member), listQuery());
+    const err = await queryAsUser(
+      kysely,
+      claimsOf(member),
+      sql`set search_path = pg_catalog`.compile(kysely),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RlsKitError);
+    expect((err as RlsKitError).code).toBe('ERR_USAGE');
+    expect((err as RlsKitError).message).toMatch(/not "SET".*session was reset/);
+    // The next caller finds the default search_path again.
+    expect(await sessionState()).toEqual(CLEAN);
+  });
+
+  it('refuses to run inside a transaction some code leaked onto the pooled connection', async () => {
+    await queryAsUser(kysely, claimsOf(member), listQuery());
+    const leaked = await pool.connect();
+    await leaked.query('begin');
+    leaked.release();
+    const err = await queryAsUser(kysely, claimsOf(member), listQuery()).catch((e: unknown) => e);
+    expect((err as RlsKitError).code).toBe('ERR_DB_QUERY');
+    expect((err as RlsKitError).message).toMatch(/inside a transaction block.*rolled back/);
+    expect(await sessionState()).toEqual(CLEAN);
+  });
+
+  it('checks claims and roles before taking a connection, like asUser', async () => {
+    roundTrips = 0;
+    for (const [claims, code] of [
+      [{ ...claimsOf(member), role: 'service_role' }, 'ERR_ROLE_NOT_ALLOWED'],
+      [{ ...claimsOf(member), role: 'postgres' }, 'ERR_ROLE_NOT_ALLOWED'],
+      [[] as unknown as Record<string, unknown>, 'ERR_CLAIMS'],
+    ] as const) {
+      const err = await queryAsUser(kysely, claims, listQuery()).catch((e: unknown) => e);
+      expect((err as RlsKitError).code).toBe(code);
+    }
+    expect(roundTrips).toBe(0);
+    await expect(
+      kysely
+        .transaction()
+        .execute((trx) =>
+          queryAsUser(trx as Kysely<ExampleDatabase>, claimsOf(member), listQuery()),
+        ),
+    ).rejects.toMatchObject({ code: 'ERR_USAGE' });
+  });
+
+  it('runs the query only when the settings applied: a role dropped after its check fails the call', async () => {
+    const role = `rls_kit_t_qau_${randomBytes(4).toString('hex')}`;
+    await pool.query(`create role ${role} nologin noinherit`);
+    await pool.query(`grant usage on schema public, auth to ${role}`);
+    await pool.query(`grant select on public.documents to ${role}`);
+    const claims = { ...claimsOf(member), role };
+    const options = { allowRoles: [role] };
+    await queryAsUser(kysely, claims, kysely.selectFrom('documents').select('id'), options);
+    await pool.query(`drop owned by ${role}`);
+    await pool.query(`drop role ${role}`);
+    const err = await queryAsUser(
+      kysely,
+      claims,
+      kysely.selectFrom('documents').select('id'),
+      options,
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RlsKitError);
+    expect((err as RlsKitError).code).toBe('ERR_ROLE_NOT_ALLOWED');
+    expect((err as RlsKitError).message).toMatch(/does not exist/);
+    expect(await sessionState()).toEqual(CLEAN);
+  });
+});
