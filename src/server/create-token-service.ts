@@ -18,7 +18,7 @@ import { clientAddress, normalize } from './client-address.js';
 import { createRateLimiter } from './create-rate-limiter.js';
 import { createServiceLogger } from './create-service-logger.js';
 import { demoLoginEndpoint } from './demo-login-endpoint.js';
-import { documentsHandler } from './documents-endpoint.js';
+import { documentsHandler, documentsListHandler } from './documents-endpoint.js';
 import type { ExampleDatabase } from './example-database.js';
 import { createKeyRotationSchedule } from './key-rotation.js';
 import { logoutEndpoint } from './logout-endpoint.js';
@@ -509,6 +509,16 @@ function buildApp(
     },
     (request, { claims, db }) => documentsHandler(request, { claims, db }),
   );
+  // The list is one statement: one round trip through queryAsUser, same wrapper otherwise.
+  const documentsList = createEdgeHandler(
+    {
+      verifier: ctx.keys.verifier,
+      onError: (err, { status }) =>
+        logger.warn({ what: 'api', status, code: errorCode(err) }, 'example API request failed'),
+    },
+    (request, { claims }) => documentsListHandler(request, claims, ctx.db),
+  );
+  app.on(['GET', 'HEAD'], '/api/documents', (c) => documentsList(c.req.raw));
   app.on(
     ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
     ['/api/documents', '/api/documents/*'],

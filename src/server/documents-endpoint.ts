@@ -1,4 +1,7 @@
 import type { Kysely } from 'kysely';
+import { queryAsUser } from '../db/query-as-user.js';
+import { DEFAULT_ROLES } from '../db/request-settings.js';
+import { edgeError } from '../supabase/edge-responses.js';
 import type { VerifiedClaims } from '../tokens/index.js';
 import type { ExampleDatabase } from './example-database.js';
 import { oauthError } from './oauth-error.js';
@@ -52,18 +55,59 @@ export async function documentsHandler(
 }
 
 async function list(url: URL, db: Kysely<ExampleDatabase>): Promise<Response> {
+  const query = listQuery(url, db);
+  if (query instanceof Response) return query;
+  return json(200, await query.execute());
+}
+
+/** The list's one statement, or the 400 for a bad `limit`. */
+function listQuery(url: URL, db: Kysely<ExampleDatabase>) {
   const raw = url.searchParams.get('limit');
   const limit = raw === null ? 50 : Number(raw);
   if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
     return oauthError(400, 'invalid_request', 'limit must be a whole number from 1 to 100');
   }
-  const rows = await db
+  return db
     .selectFrom('documents')
     .select(COLUMNS)
     .orderBy('created_at', 'desc')
     .orderBy('id')
-    .limit(limit)
-    .execute();
+    .limit(limit);
+}
+
+/**
+ * `GET /api/documents` in one round trip: the list is one statement, so it
+ * runs through `queryAsUser` (the settings and the query in one implicit
+ * transaction) instead of a transaction around the handler. `db` is the
+ * root Kysely; the claims are verified (revocation included) by the
+ * wrapper; roles other than `anon` and `authenticated` get 403.
+ *
+ * @example
+ * ```ts
+ * const list = createEdgeHandler({ verifier }, (request, { claims }) => documentsListHandler(request, claims, db));
+ * ```
+ */
+export async function documentsListHandler(
+  request: Request,
+  claims: VerifiedClaims,
+  db: Kysely<ExampleDatabase>,
+): Promise<Response> {
+  if (!DEFAULT_ROLES.includes(String(claims.role))) {
+    return edgeError(
+      403,
+      'insufficient_scope',
+      "the access token's role may not use this endpoint",
+      {
+        'www-authenticate': 'Bearer error="insufficient_scope"',
+      },
+    );
+  }
+  const url = new URL(request.url);
+  const query = listQuery(url, db);
+  if (query instanceof Response) return query;
+  const { rows } = await queryAsUser(db, claims, query, {
+    request: { method: request.method, path: url.pathname, headers: request.headers },
+  });
   return json(200, rows);
 }
 
