@@ -7,7 +7,8 @@
  *   seeded example app; every request carries a bearer token of one of the
  *   seeded users (kit tokens minted with the service's keyring), so each is
  *   verified (signature or cache), checked against the revocation list, and
- *   its query runs as the user under row level security.
+ *   its query runs as the user under row level security — the list is one
+ *   statement, so through `queryAsUser` in one round trip.
  * - **floor**: in the same process as the service, a Hono app on
  *   `@hono/node-server` with a `pg` pool of the same size, answering the
  *   same columns in the same order with the equivalent `where org_id = $1`
