@@ -310,6 +310,42 @@ $$;
 comment on function rls_kit.revoke_subject(uuid, text, boolean) is
   'Revokes every token of sub issued up to now: the cut-off is the transaction''s time in whole seconds, and a token is dead when iat <= cut-off (one minted in a later second lives). With end_sessions (default) the user''s Supabase sessions (auth.sessions rows) and kit refresh families end too, so nothing refreshes into new tokens; without, the user refreshes into tokens with fresh claims. Returns the cut-off. service_role and the server only.';
 
+-- Ending sessions also ends what was built on them: the kit refresh families
+-- with these ids (a kit login is its own session) or exchanged from them
+-- (refresh_tokens.upstream_session), recorded with their subjects so the
+-- access tokens bound to them (their sid) die too. The refresh-token
+-- migration's table is named at run time (dynamic SQL), so this file still
+-- applies, and works, without it.
+create or replace function rls_kit.end_exchanged_families(sessions uuid[], reason text)
+returns void
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+  if pg_catalog.to_regclass('rls_kit.refresh_tokens') is null then
+    perform from pg_catalog.unnest(sessions) as e(id)
+      cross join lateral rls_kit.end_refresh_families(null, e.id);
+    return;
+  end if;
+  execute 'insert into rls_kit.revoked_sessions (session_id, sub, expires_at, reason)
+           select f.family,
+                  (select t.sub from rls_kit.refresh_tokens t where t.family = f.family limit 1),
+                  pg_catalog.now() + interval ''7 days'', $2
+             from pg_catalog.unnest($1) as e(id)
+             cross join lateral rls_kit.end_refresh_families(null, e.id) as f(family)
+            where f.family <> e.id
+           on conflict on constraint revoked_sessions_pkey do nothing'
+    using sessions, reason;
+end
+$$;
+
+revoke all on function rls_kit.end_exchanged_families(uuid[], text) from public;
+
+comment on function rls_kit.end_exchanged_families(uuid[], text) is
+  'Ends the kit refresh families that are these sessions or were exchanged from them, recording the exchanged ones in revoked_sessions with their subjects. Used by revoke_session and the auth.sessions trigger; the server only.';
+
 create or replace function rls_kit.revoke_session(session_id uuid, reason text default null)
 returns void
 language plpgsql
@@ -327,26 +363,12 @@ begin
   end if;
 
   select s.user_id into owner_sub from auth.sessions s where s.id = revoke_session.session_id;
-  -- The family itself, and kit families exchanged from this (Supabase) session:
-  -- those end too, with every access token bound to them (their sid). The
-  -- refresh-token migration's table is named at run time (dynamic SQL), so
-  -- this file still applies, and works, without it.
-  if pg_catalog.to_regclass('rls_kit.refresh_tokens') is null then
-    perform from rls_kit.end_refresh_families(null, revoke_session.session_id);
-  else
-    execute 'insert into rls_kit.revoked_sessions (session_id, sub, expires_at, reason)
-             select f.family,
-                    (select t.sub from rls_kit.refresh_tokens t where t.family = f.family limit 1),
-                    pg_catalog.now() + interval ''7 days'', $2
-               from rls_kit.end_refresh_families(null, $1) as f(family)
-              where f.family <> $1
-             on conflict on constraint revoked_sessions_pkey do nothing'
-      using revoke_session.session_id, revoke_session.reason;
-    -- A kit refresh family: its subject.
-    if owner_sub is null then
-      execute 'select t.sub from rls_kit.refresh_tokens t where t.family = $1 limit 1'
-        into owner_sub using revoke_session.session_id;
-    end if;
+  -- The family itself, and kit families exchanged from this (Supabase) session.
+  perform rls_kit.end_exchanged_families(array[revoke_session.session_id], revoke_session.reason);
+  -- A kit refresh family: its subject (the table is named at run time, see above).
+  if owner_sub is null and pg_catalog.to_regclass('rls_kit.refresh_tokens') is not null then
+    execute 'select t.sub from rls_kit.refresh_tokens t where t.family = $1 limit 1'
+      into owner_sub using revoke_session.session_id;
   end if;
 
   insert into rls_kit.revoked_sessions (session_id, sub, expires_at, reason)
@@ -842,20 +864,7 @@ begin
   on conflict on constraint revoked_sessions_pkey do nothing;
   -- Kit refresh families exchanged from these sessions end too, with the
   -- access tokens bound to them (their sid), as in revoke_session.
-  if pg_catalog.to_regclass('rls_kit.refresh_tokens') is null then
-    perform from pg_catalog.unnest(ids) as e(id)
-      cross join lateral rls_kit.end_refresh_families(null, e.id);
-  else
-    execute 'insert into rls_kit.revoked_sessions (session_id, sub, expires_at, reason)
-             select f.family,
-                    (select t.sub from rls_kit.refresh_tokens t where t.family = f.family limit 1),
-                    pg_catalog.now() + interval ''7 days'', $2
-               from pg_catalog.unnest($1) as e(id)
-               cross join lateral rls_kit.end_refresh_families(null, e.id) as f(family)
-              where f.family <> e.id
-             on conflict on constraint revoked_sessions_pkey do nothing'
-      using ids, 'auth.sessions: deleted';
-  end if;
+  perform rls_kit.end_exchanged_families(ids, 'auth.sessions: deleted');
   return null;
 end
 $$;
@@ -883,6 +892,8 @@ revoke all on function
   rls_kit.revoke_subjects(uuid[], text, boolean),
   rls_kit.revoke_subject(uuid, text, boolean),
   rls_kit.revoke_session(uuid, text),
+  rls_kit.end_exchanged_families(uuid[], text),
+  rls_kit.revoke_on_session_delete(),
   rls_kit.token_status(jsonb),
   rls_kit.is_token_active(),
   rls_kit.protect(regclass),

@@ -560,6 +560,7 @@ describe('API roles cannot read or probe the revocation state', () => {
       [`select rls_kit.revoke_subject('${user.id}')`],
       [`select rls_kit.revoke_subjects(array['${user.id}'::uuid])`],
       [`select rls_kit.revoke_session('${randomUUID()}')`],
+      [`select rls_kit.end_exchanged_families(array['${randomUUID()}'::uuid], 'x')`],
       ['select rls_kit.purge_expired()'],
       [`select rls_kit.protect('public.documents')`],
     ];

@@ -352,28 +352,18 @@ describe('rate limiting of /token per client', () => {
   it('counts /revoke and /logout against the same bucket as /token', async () => {
     const address = client();
     const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const revoke = async () =>
+      (
+        await raw('POST', '/revoke', {
+          headers: form,
+          body: 'token=garbage',
+          localAddress: address,
+        })
+      ).status;
+    const logout = async () => (await raw('POST', '/logout', { localAddress: address })).status;
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) statuses.push((await attempt(address)).status);
-    statuses.push(
-      (
-        await raw('POST', '/revoke', {
-          headers: form,
-          body: 'token=garbage',
-          localAddress: address,
-        })
-      ).status,
-    );
-    statuses.push((await raw('POST', '/logout', { localAddress: address })).status);
-    statuses.push(
-      (
-        await raw('POST', '/revoke', {
-          headers: form,
-          body: 'token=garbage',
-          localAddress: address,
-        })
-      ).status,
-    );
-    statuses.push((await raw('POST', '/logout', { localAddress: address })).status);
+    for (let i = 0; i < 2; i++) statuses.push(await revoke(), await logout());
     expect(statuses).toEqual([400, 400, 400, 200, 400, 429, 429]);
   });
 
