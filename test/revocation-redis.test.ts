@@ -21,11 +21,13 @@ import {
   createRevocationRelay,
   decodeRedisEnvelope,
   encodeRedisEnvelope,
+  envelopeKey,
   type RedisTransportOptions,
   type RevocationList,
   type RevocationListOptions,
   type RevocationRelay,
   type RevocationRelayOptions,
+  verifyRedisEnvelope,
 } from '../src/revocation/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { redisAnswers } from './helpers/redis.js';
@@ -315,6 +317,82 @@ describe.skipIf(!available)('Redis transport and relay', () => {
     expect(list.isRevoked(c)).toBe(true);
   });
 
+  it('with a shared secret, lists heed only signed, fresh messages: forged and replayed heartbeats cannot keep one in sync', async () => {
+    const channel = newChannel();
+    const secret = randomBytes(32).toString('base64');
+    const relay = await startRelay(channel, { secret });
+    const list = await startList(channel, { onStale: 'reject', staleAfterMs: 800 }, { secret });
+    // Signed messages flow: a SQL-made revocation arrives through the relay.
+    const c = claims();
+    await revokeJtiSql(c.jti);
+    await until(() => list.isRevoked(c) === true);
+    // A forged (unsigned) deletion has no say.
+    await redis.publish(
+      channel,
+      encodeRedisEnvelope({ payload: JSON.stringify({ t: 'jti', op: '-', v: [c.jti] }) }),
+    );
+    // Capture one genuine heartbeat to replay later.
+    const spy = new Redis(REDIS_URL);
+    cleanup.push(async () => spy.disconnect());
+    let captured: string | undefined;
+    spy.on('message', (_ch: string, text: string) => {
+      if (!text.includes('"p"')) captured ??= text;
+    });
+    await spy.subscribe(channel);
+    await until(() => captured !== undefined, 2000);
+    expect(list.isRevoked(c)).toBe(true);
+
+    // The relay dies; someone keeps its stream "alive" with unsigned heartbeats
+    // and replays of the captured signed one.
+    const stream = relay.stream!;
+    const seq = decodeRedisEnvelope(captured!)!.seq!;
+    await relay.stop();
+    let forging = true;
+    const forger = (async () => {
+      while (forging) {
+        await redis.publish(channel, encodeRedisEnvelope({ stream, seq }));
+        await redis.publish(channel, captured!);
+        await sleep(50);
+      }
+    })();
+    cleanup.push(async () => {
+      forging = false;
+      await forger;
+    });
+    await until(() => !list.inSync, 3000);
+    await sleep(900);
+    await expectCode(() => list.isRevoked(claims()), 'ERR_REVOCATION_UNAVAILABLE');
+    forging = false;
+    await forger;
+  });
+
+  it("a list whose secret differs from the relays' hears no relay, and says why", async () => {
+    const channel = newChannel();
+    await startRelay(channel, { secret: randomBytes(32) });
+    const list = createRevocationList({
+      url: db.url,
+      transport: createRedisTransport({
+        redis: REDIS_URL,
+        channel,
+        relayTimeoutMs: 400,
+        secret: randomBytes(32),
+      }),
+    });
+    cleanup.push(() => list.stop());
+    await expect(list.start()).rejects.toMatchObject({
+      code: 'ERR_REVOCATION_UNAVAILABLE',
+      message: expect.stringMatching(
+        /failed authentication: give relays and lists the same secret/,
+      ),
+    });
+    expect(() => createRedisTransport({ channel, secret: 'too short' })).toThrow(
+      /at least 32 bytes/,
+    );
+    expect(() => createRevocationRelay({ url: db.url, channel, secret: 'too short' })).toThrow(
+      /at least 32 bytes/,
+    );
+  });
+
   it('with no relay left, lists fail closed past staleAfterMs; start() refuses without one', async () => {
     const channel = newChannel();
     const relay = await startRelay(channel);
@@ -465,6 +543,30 @@ describe('packaging', () => {
 });
 
 describe('Redis envelope', () => {
+  it('signs with the shared secret: a changed member, another key or a stale time fails verification', () => {
+    const key = envelopeKey(randomBytes(32), 'test')!;
+    const now = Date.now();
+    const text = encodeRedisEnvelope({ stream: 'x1', seq: 4, payload: '{"t":"jti"}' }, key, now);
+    expect(verifyRedisEnvelope(text, key, 1000, now + 500)).toBe(true);
+    expect(decodeRedisEnvelope(text)).toEqual({ stream: 'x1', seq: 4, payload: '{"t":"jti"}' });
+    const doc = JSON.parse(text);
+    for (const changed of [
+      { ...doc, s: 5 },
+      { ...doc, r: 'x2' },
+      { ...doc, p: '{"t":"sub"}' },
+      { ...doc, t: doc.t + 1 },
+      { ...doc, m: undefined },
+    ]) {
+      expect(verifyRedisEnvelope(JSON.stringify(changed), key, 1000, now)).toBe(false);
+    }
+    expect(verifyRedisEnvelope(text, envelopeKey(randomBytes(32), 'test')!, 1000, now)).toBe(false);
+    expect(verifyRedisEnvelope(text, key, 1000, now + 1001)).toBe(false);
+    expect(verifyRedisEnvelope(text, key, 1000, now - 1001)).toBe(false);
+    expect(verifyRedisEnvelope(encodeRedisEnvelope({ stream: 'x1', seq: 4 }), key, 1000, now)).toBe(
+      false,
+    );
+  });
+
   it('round-trips the three message kinds and refuses anything else', () => {
     const payload = '{"t":"jti","op":"+","v":[["abc",1767225600]]}';
     for (const e of [{ stream: 's1', seq: 7, payload }, { stream: 's1', seq: 0 }, { payload }]) {

@@ -6,7 +6,12 @@ import {
   newRedisClient,
   type RedisConnection,
 } from './redis-client.js';
-import { decodeRedisEnvelope, encodeRedisEnvelope } from './redis-envelope.js';
+import {
+  decodeRedisEnvelope,
+  encodeRedisEnvelope,
+  envelopeKey,
+  verifyRedisEnvelope,
+} from './redis-envelope.js';
 import type {
   RevocationTransport,
   RevocationTransportConnection,
@@ -34,6 +39,14 @@ export interface RedisTransportOptions {
   relayTimeoutMs?: number;
   /** Redis connect timeout in ms (default 2000). */
   connectTimeoutMs?: number;
+  /**
+   * The relays' shared secret (≥ 32 bytes). With it, a message counts only
+   * when its HMAC matches and it was sent within `relayTimeoutMs` of this
+   * node's clock; anything else on the channel is ignored (and counted in
+   * the error when no relay is heard), so a forged or replayed heartbeat
+   * cannot keep a list "in sync". The list's own announcements are signed too.
+   */
+  secret?: string | Uint8Array;
 }
 
 interface RelayState {
@@ -82,6 +95,7 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
   const relayTimeoutMs = options.relayTimeoutMs ?? 3000;
   if (!(relayTimeoutMs > 0)) throw new RlsKitError('ERR_CONFIG', 'relayTimeoutMs must be > 0');
   const connectTimeout = options.connectTimeoutMs ?? 2000;
+  const key = envelopeKey(options.secret, 'createRedisTransport');
   let publisher: Promise<Redis> | undefined;
 
   const getPublisher = () => {
@@ -124,6 +138,16 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
       let lastCovered = Date.now();
       /** While opening: settles the wait for the first relay. */
       let firstRelay: ((error?: unknown) => void) | undefined;
+      /** Messages ignored for a missing or wrong MAC or a stale time (with a secret). */
+      let unauthenticated = 0;
+      const noRelay = (what: string) =>
+        new RlsKitError(
+          'ERR_REVOCATION_UNAVAILABLE',
+          `no revocation relay heard on Redis channel ${channel} ${what}: run createRevocationRelay on at least one node` +
+            (unauthenticated > 0
+              ? ` (${unauthenticated} messages failed authentication: give relays and lists the same secret, and keep their clocks within ${relayTimeoutMs} ms)`
+              : ''),
+        );
 
       const lost = (error: unknown, since?: number) => {
         if (closed) return;
@@ -143,20 +167,17 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
         const states = [...relays.values()];
         if (states.some((st) => st.covering)) return;
         if (states.length > 0) handlers.resync();
-        else
-          lost(
-            new RlsKitError(
-              'ERR_REVOCATION_UNAVAILABLE',
-              `no revocation relay heard on Redis channel ${channel} for ${relayTimeoutMs} ms: run createRevocationRelay on at least one node`,
-            ),
-            lastCovered,
-          );
+        else lost(noRelay(`for ${relayTimeoutMs} ms`), lastCovered);
       };
 
       sub.on('error', () => undefined); // 'close' follows and says it
       sub.on('close', () => lost(new Error('the Redis connection closed')));
       sub.on('message', (ch: string, text: string) => {
         if (closed || ch !== channel) return;
+        if (key !== undefined && !verifyRedisEnvelope(text, key, relayTimeoutMs, Date.now())) {
+          unauthenticated++; // not from anyone holding the secret: no say at all
+          return;
+        }
         const e = decodeRedisEnvelope(text);
         if (e === undefined) {
           if (opened) handlers.resync(); // not ours to guess: ask the tables
@@ -198,12 +219,7 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
         await new Promise<void>((resolve, reject) => {
           if (relays.size > 0) return resolve();
           const timer = setTimeout(() => {
-            reject(
-              new RlsKitError(
-                'ERR_REVOCATION_UNAVAILABLE',
-                `no revocation relay heard on Redis channel ${channel} within ${relayTimeoutMs} ms: run createRevocationRelay on at least one node`,
-              ),
-            );
+            reject(noRelay(`within ${relayTimeoutMs} ms`));
           }, relayTimeoutMs);
           firstRelay = (error?: unknown) => {
             clearTimeout(timer);
@@ -242,7 +258,7 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
 
     async publish(payload: string) {
       const client = await getPublisher();
-      await client.publish(channel, encodeRedisEnvelope({ payload }));
+      await client.publish(channel, encodeRedisEnvelope({ payload }, key));
     },
 
     async dispose() {

@@ -426,7 +426,11 @@ export function createRevocationList(options: RevocationListOptions): Revocation
         stopped = true;
         if (reconnectTimer !== undefined) clearTimeout(reconnectTimer);
         reconnectTimer = undefined;
-        throw unavailable('the revocation list could not connect and load the revocations', err);
+        const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+        throw unavailable(
+          `the revocation list could not connect and load the revocations: ${why}`,
+          err,
+        );
       }
       sweepTimer = setInterval(() => sweepExpired(store, nowSec()), sweepIntervalMs);
       sweepTimer.unref();

@@ -9,7 +9,7 @@ import {
   newRedisClient,
   type RedisConnection,
 } from './redis-client.js';
-import { encodeRedisEnvelope } from './redis-envelope.js';
+import { encodeRedisEnvelope, envelopeKey } from './redis-envelope.js';
 import type { RevocationTransportConnection } from './transport.js';
 
 /**
@@ -39,6 +39,12 @@ export interface RevocationRelayOptions {
   heartbeatMs?: number;
   /** Reconnect backoff of the LISTEN side: first delay and ceiling in ms (default 100 and 5000). */
   backoffMs?: { initial?: number; max?: number };
+  /**
+   * Shared secret (≥ 32 bytes) to sign every message with (HMAC-SHA256 and
+   * the send time), so lists with the same secret ignore whatever someone
+   * else publishes on the channel. Give the transports the same one.
+   */
+  secret?: string | Uint8Array;
 }
 
 /**
@@ -94,6 +100,7 @@ export function createRevocationRelay(options: RevocationRelayOptions): Revocati
     throw new RlsKitError('ERR_CONFIG', 'createRevocationRelay needs url, pool or listenClient');
   }
   const channel = checkChannel(options.channel ?? DEFAULT_REDIS_CHANNEL);
+  const key = envelopeKey(options.secret, 'createRevocationRelay');
   const heartbeatMs = options.heartbeatMs ?? 1000;
   if (!(heartbeatMs >= 10)) throw new RlsKitError('ERR_CONFIG', 'heartbeatMs must be >= 10');
   const backoffInitial = options.backoffMs?.initial ?? 100;
@@ -143,7 +150,7 @@ export function createRevocationRelay(options: RevocationRelayOptions): Revocati
         n++;
         seq = n;
         forwarded++;
-        send(encodeRedisEnvelope({ stream: id, seq: n, payload }));
+        send(encodeRedisEnvelope({ stream: id, seq: n, payload }, key));
       },
       resync: () => undefined,
       lost: () => lose(gen),
@@ -155,7 +162,7 @@ export function createRevocationRelay(options: RevocationRelayOptions): Revocati
     conn = c;
     stream = id;
     attempts = 0;
-    send(encodeRedisEnvelope({ stream: id, seq }));
+    send(encodeRedisEnvelope({ stream: id, seq }, key));
   };
 
   const scheduleReconnect = () => {
@@ -184,7 +191,7 @@ export function createRevocationRelay(options: RevocationRelayOptions): Revocati
         if (gen !== generation) return;
         probing = false;
         // The number read now: every notification before the probe's answer was sent before this.
-        send(encodeRedisEnvelope({ stream: id, seq }));
+        send(encodeRedisEnvelope({ stream: id, seq }, key));
       },
       () => lose(gen),
     );

@@ -43,7 +43,9 @@ export { DEFAULT_REDIS_CHANNEL, type RedisConnection } from './redis-client.js';
 export {
   decodeRedisEnvelope,
   encodeRedisEnvelope,
+  envelopeKey,
   type RedisEnvelope,
+  verifyRedisEnvelope,
 } from './redis-envelope.js';
 export {
   createRevocationStore,
