@@ -160,18 +160,35 @@ describe('queryAsUser', () => {
     );
   });
 
-  it('refuses a statement that is not data, resetting the session so nothing it set survives', async () => {
-    await queryAsUser(kysely, claimsOf(member), listQuery());
+  it("runs raw SQL inside asUser's transaction block, where a procedure cannot commit and go on as the login user", async () => {
+    await pool.query('create table public.qau_probe (who text, claims text)');
+    await pool.query('grant insert on public.qau_probe to authenticated');
+    await pool.query(`create procedure public.qau_commits() language plpgsql as $$
+      begin
+        insert into public.qau_probe values (current_user, current_setting('request.jwt.claims', true));
+        commit;
+        insert into public.qau_probe values (current_user, current_setting('request.jwt.claims', true));
+      end $$`);
+    await pool.query('grant execute on procedure public.qau_commits() to authenticated');
+    await queryAsUser(kysely, claimsOf(member), listQuery()); // role checked: builder queries go fast
+    roundTrips = 0;
     const err = await queryAsUser(
       kysely,
       claimsOf(member),
-      sql`set search_path = pg_catalog`.compile(kysely),
+      CompiledQuery.raw('call public.qau_commits()'),
     ).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RlsKitError);
-    expect((err as RlsKitError).code).toBe('ERR_USAGE');
-    expect((err as RlsKitError).message).toMatch(/not "SET".*session was reset/);
-    // The next caller finds the default search_path again.
+    expect((err as { code?: string }).code).toBe('2D000'); // invalid transaction termination
+    expect(roundTrips).toBeGreaterThan(1); // asUser's path, not the one-write one
+    const { rows } = await pool.query('select who from public.qau_probe');
+    expect(rows).toEqual([]);
     expect(await sessionState()).toEqual(CLEAN);
+    // A raw data statement still works, through asUser's path.
+    const raw = await queryAsUser<ExampleDatabase, { n: string }>(
+      kysely,
+      claimsOf(member),
+      sql<{ n: string }>`select count(*)::text as n from public.documents`.compile(kysely),
+    );
+    expect(Number(raw.rows[0]?.n)).toBeGreaterThan(0);
   });
 
   it('refuses to run inside a transaction some code leaked onto the pooled connection', async () => {
@@ -182,6 +199,19 @@ describe('queryAsUser', () => {
     const err = await queryAsUser(kysely, claimsOf(member), listQuery()).catch((e: unknown) => e);
     expect((err as RlsKitError).code).toBe('ERR_DB_QUERY');
     expect((err as RlsKitError).message).toMatch(/inside a transaction block.*rolled back/);
+    expect(await sessionState()).toEqual(CLEAN);
+    // Also when the query fails (pg reports the error before the server is done).
+    const again = await pool.connect();
+    await again.query('begin');
+    again.release();
+    const failed = await queryAsUser(
+      kysely,
+      claimsOf(viewer),
+      kysely
+        .insertInto('documents')
+        .values({ org_id: viewer.org, owner_id: viewer.sub, title: 'viewers cannot' }),
+    ).catch((e: unknown) => e);
+    expect((failed as RlsKitError).code).toBe('ERR_DB_QUERY');
     expect(await sessionState()).toEqual(CLEAN);
   });
 

@@ -99,6 +99,13 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
   status: string | undefined;
   /** The connection the query was written to (to end it when it cannot be trusted any more). */
   connection: { end?: () => void } | undefined;
+  /**
+   * Settles when the pipeline's ReadyForQuery arrived (then {@link status}
+   * is set) or the connection ended: pg reports an error before the server
+   * is done, so a caller that needs the final status awaits this.
+   */
+  readonly ready: Promise<void>;
+  #readyResolve: (() => void) | undefined;
   readonly #statements: readonly { text: string; values: unknown[]; rows: boolean }[];
   readonly #text: string;
   readonly #reported: number;
@@ -123,6 +130,9 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
     this.#text = text;
     this.#reported = described >= 0 ? described : statements.length - 1;
     this.#promise = promise;
+    this.ready = new Promise<void>((resolve) => {
+      this.#readyResolve = resolve;
+    });
     // An own property shadows pg.Query's method (the typings declare it a
     // property); pg's client reports a returned Error as the query's error.
     this.submit = (connection) => this.#submit(connection);
@@ -155,12 +165,17 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
     this.submitted = true;
     this.connection = conn as { end?: () => void };
     // One Sync, one ReadyForQuery: the next one on this connection is ours.
-    (conn as unknown as { once?: (e: string, f: (m: { status?: string }) => void) => void }).once?.(
-      'readyForQuery',
-      (msg) => {
-        this.status = msg.status;
-      },
-    );
+    const events = conn as unknown as Partial<{
+      once(e: string, f: (m: { status?: string }) => void): void;
+      removeListener(e: string, f: () => void): void;
+    }>;
+    const ended = () => this.#readyResolve?.();
+    events.once?.('end', ended);
+    events.once?.('readyForQuery', (msg) => {
+      this.status = msg.status;
+      events.removeListener?.('end', ended);
+      this.#readyResolve?.();
+    });
     conn.stream?.cork?.();
     try {
       for (const s of this.#statements) {

@@ -11,6 +11,21 @@ import {
   settingsStatement,
 } from './request-settings.js';
 
+/**
+ * Queries built with kysely's query builder that may take the one-round-trip
+ * path. Raw SQL (`sql`, `CompiledQuery.raw`) could be a `CALL` of a
+ * procedure that commits — allowed in an implicit transaction, where the
+ * rest would run as the pool's login user — so it runs inside `asUser`'s
+ * transaction block, where PostgreSQL refuses that.
+ */
+const BUILDER_KINDS: ReadonlySet<string> = new Set([
+  'SelectQueryNode',
+  'InsertQueryNode',
+  'UpdateQueryNode',
+  'DeleteQueryNode',
+  'MergeQueryNode',
+]);
+
 /** Command tags of the statements `queryAsUser` runs: data, nothing that changes the session. */
 const DATA_COMMANDS = /^(SELECT|INSERT|UPDATE|DELETE|MERGE)( |$)/;
 
@@ -24,14 +39,15 @@ const DATA_COMMANDS = /^(SELECT|INSERT|UPDATE|DELETE|MERGE)( |$)/;
  * is one SELECT, INSERT, UPDATE or DELETE needs — the Data API's shape —
  * at the cost of one round trip instead of `asUser`'s three.
  *
- * The first call for a role on `db` (and again after a minute) takes
- * `asUser`'s path, which also checks the role's attributes; later calls go
- * the fast way. Drivers other than node-postgres always take `asUser`'s path.
- *
- * Only data statements: a query whose command is anything else (BEGIN,
- * COMMIT, SET, …) could leave state behind on the pooled connection, so the
- * session is reset (`DISCARD ALL`) and `ERR_USAGE` thrown — run such work in
- * `asUser`.
+ * Only queries built with kysely's query builder (select, insert, update,
+ * delete, merge) take the one-round-trip path; raw SQL runs inside
+ * `asUser`'s transaction block (a procedure could otherwise COMMIT and run
+ * the rest as the pool's login user). The first call for a role on `db`
+ * (and again after a minute) also takes `asUser`'s path, which checks the
+ * role's attributes, and so do drivers other than node-postgres. As a last
+ * line of defence, a statement whose command tag is not SELECT, INSERT,
+ * UPDATE, DELETE or MERGE gets `ERR_USAGE` after the session is reset
+ * (`DISCARD ALL`).
  *
  * @throws RlsKitError like {@link asUser} (`ERR_CLAIMS`, `ERR_ROLE_NOT_ALLOWED`,
  * `ERR_DB_QUERY`, `ERR_USAGE`); the query's own database error (e.g. 42501
@@ -61,7 +77,7 @@ export async function queryAsUser<DB, R>(
   const resolved: RequestClaims = typeof claims === 'function' ? await claims() : claims;
   const settings = await resolveRequestSettings(resolved, options);
   const statement = settingsStatement(db, settings);
-  if (statement.checksRole || UNPIPELINED.has(db)) {
+  if (statement.checksRole || UNPIPELINED.has(db) || !BUILDER_KINDS.has(compiled.query.kind)) {
     return asUser(db, resolved, (trx) => trx.executeQuery(compiled), options);
   }
   return db.connection().execute(async (conn) => {
@@ -72,11 +88,15 @@ export async function queryAsUser<DB, R>(
     let result: QueryResult<R>;
     try {
       result = await conn.executeQuery<R>(CompiledQuery.raw(pipeline as unknown as string));
+      if (!pipeline.submitted) throw new PipelineUnsupportedError(); // a foreign driver ignored it
     } catch (err) {
-      if (!pipeline.submitted || err instanceof PipelineUnsupportedError) {
+      if (err instanceof PipelineUnsupportedError) {
         UNPIPELINED.add(db);
         return asUser(db, resolved, (trx) => trx.executeQuery(compiled), options);
       }
+      if (!pipeline.submitted) throw err; // e.g. a dead client: nothing was sent
+      // pg reports the error before the server's ReadyForQuery: wait for the final status.
+      await pipeline.ready;
       await leaveClean(conn, pipeline);
       // No command completed: the settings failed, the query never ran.
       if (pipeline.commands.length === 0) throw settingsError(db, settings, err);
