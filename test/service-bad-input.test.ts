@@ -7,7 +7,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main.js';
-import { rateLimitKey } from '../src/server/client-address.js';
+import { clientAddress, rateLimitKey } from '../src/server/client-address.js';
 import type { TokenService } from '../src/server/index.js';
 import { metricsGate, metricsRefusal } from '../src/server/metrics-access.js';
 import { memoryIO } from './helpers/cli.js';
@@ -349,7 +349,7 @@ describe('rate limiting of /token per client', () => {
     expect(docs.status).toBe(200);
   });
 
-  it('counts /revoke and /logout against the same bucket as /token', async () => {
+  it('limits /revoke and /logout per client in a bucket of their own: a spent /token budget never blocks a revocation', async () => {
     const address = client();
     const form = { 'content-type': 'application/x-www-form-urlencoded' };
     const revoke = async () =>
@@ -361,10 +361,12 @@ describe('rate limiting of /token per client', () => {
         })
       ).status;
     const logout = async () => (await raw('POST', '/logout', { localAddress: address })).status;
-    const statuses: number[] = [];
-    for (let i = 0; i < 3; i++) statuses.push((await attempt(address)).status);
-    for (let i = 0; i < 2; i++) statuses.push(await revoke(), await logout());
-    expect(statuses).toEqual([400, 400, 400, 200, 400, 429, 429]);
+    const token: number[] = [];
+    for (let i = 0; i < 6; i++) token.push((await attempt(address)).status);
+    expect(token).toEqual([400, 400, 400, 400, 400, 429]);
+    const signOut: number[] = [];
+    for (let i = 0; i < 3; i++) signOut.push(await revoke(), await logout());
+    expect(signOut).toEqual([200, 400, 200, 400, 200, 429]);
   });
 
   it('keys an IPv6 client by its /64, an IPv4 client by its address', () => {
@@ -446,6 +448,30 @@ describe('who may read /metrics', () => {
       headers: { 'x-forwarded-for': '127.0.0.1, 198.51.100.9' },
     });
     expect(spoofed.status).toBe(403);
+    // An entry the proxy wrote as ip:port, or `unknown`, ends the walk: what the
+    // client put to its left (a loopback address) is never believed.
+    for (const xff of [
+      '127.0.0.1, 203.0.113.5:4711',
+      '127.0.0.1, unknown',
+      '::1, [2001:db8::1]:443',
+    ]) {
+      const res = await raw('GET', '/metrics', {
+        localAddress: '127.0.0.3',
+        headers: { 'x-forwarded-for': xff },
+      });
+      expect(res.status, xff).toBe(403);
+    }
+  });
+
+  it('reads the forwarded client through ports and stops at the first entry it cannot read', () => {
+    const trusted = new Set(['10.0.0.2']);
+    expect(clientAddress('10.0.0.2', '198.51.100.7:5000', trusted)).toBe('198.51.100.7');
+    expect(clientAddress('10.0.0.2', '[2001:db8::7]:443', trusted)).toBe('2001:db8::7');
+    expect(clientAddress('10.0.0.2', '127.0.0.1, unknown', trusted)).toBe('unknown');
+    expect(clientAddress('10.0.0.2', '127.0.0.1, 10.0.0.2', trusted)).toBe('127.0.0.1');
+    expect(clientAddress('203.0.113.9', '127.0.0.1', trusted)).toBe('203.0.113.9');
+    expect(metricsRefusal(metricsGate(undefined), 'local', null)?.status).toBe(403);
+    expect(metricsRefusal(metricsGate(undefined), 'unknown', null)?.status).toBe(403);
   });
 
   it('with a bearer token: exactly that token, compared whole; a short token is a config error', () => {

@@ -19,15 +19,26 @@ export function clientAddress(
 ): string {
   const peer = normalize(socketAddress) ?? 'local';
   if (forwardedFor === null || !trustedProxies.has(peer)) return peer;
-  const hops = forwardedFor
-    .split(',')
-    .map((h) => normalize(h.trim()))
-    .filter((h): h is string => h !== undefined);
+  const hops = forwardedFor.split(',');
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = hops[i]!;
+    const hop = normalize(withoutPort(hops[i]!.trim()));
+    // An entry that is no address (`unknown`, garbage) ends the walk: what lies
+    // to its left was written by someone the proxies did not vouch for.
+    if (hop === undefined) return UNKNOWN_CLIENT;
     if (!trustedProxies.has(hop)) return hop;
   }
   return peer;
+}
+
+/** The key of a forwarded client whose address could not be read (not loopback, one shared bucket). */
+export const UNKNOWN_CLIENT = 'unknown';
+
+/** `203.0.113.5:4711` → `203.0.113.5`, `[2001:db8::1]:443` → `2001:db8::1`; anything else unchanged. */
+function withoutPort(hop: string): string {
+  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(hop);
+  if (v6) return v6[1]!;
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(hop);
+  return v4 ? v4[1]! : hop;
 }
 
 /** An IP address in one canonical spelling (IPv4-mapped IPv6 unwrapped), or undefined. */

@@ -399,11 +399,14 @@ function buildApp(
       onError: () =>
         oauthError(413, 'invalid_request', `the request body is larger than ${max} bytes`),
     });
-  const limited = async (c: Context, next: () => Promise<void>) => {
-    const refused = rateLimited(ctx, socketAddress(c), c.req.raw);
-    if (refused) return refused;
-    await next();
-  };
+  const limitedAs =
+    (scope: 'sign-in' | 'sign-out') => async (c: Context, next: () => Promise<void>) => {
+      const refused = rateLimited(ctx, socketAddress(c), c.req.raw, scope);
+      if (refused) return refused;
+      await next();
+    };
+  const limited = limitedAs('sign-in');
+  const signOutLimited = limitedAs('sign-out');
 
   app.use('*', async (c, next) => {
     const started = performance.now();
@@ -479,8 +482,8 @@ function buildApp(
   });
 
   app.post('/token', tooLarge(16 * KIB), limited, (c) => tokenEndpoint(ctx, c.req.raw));
-  app.post('/revoke', tooLarge(16 * KIB), limited, (c) => revokeEndpoint(ctx, c.req.raw));
-  app.post('/logout', tooLarge(16 * KIB), limited, (c) => logoutEndpoint(ctx, c.req.raw));
+  app.post('/revoke', tooLarge(16 * KIB), signOutLimited, (c) => revokeEndpoint(ctx, c.req.raw));
+  app.post('/logout', tooLarge(16 * KIB), signOutLimited, (c) => logoutEndpoint(ctx, c.req.raw));
   if (ctx.demo) {
     app.post('/demo/login', tooLarge(4 * KIB), limited, (c) =>
       loopbackHostHeader(c.req.header('host')) === undefined

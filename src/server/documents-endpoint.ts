@@ -92,7 +92,12 @@ export async function documentsListHandler(
   claims: VerifiedClaims,
   db: Kysely<ExampleDatabase>,
 ): Promise<Response> {
-  if (!DEFAULT_ROLES.includes(String(claims.role))) {
+  if (typeof claims.role !== 'string' || claims.role === '') {
+    return edgeError(401, 'invalid_token', 'the access token carries no role claim', {
+      'www-authenticate': 'Bearer error="invalid_token"',
+    });
+  }
+  if (!DEFAULT_ROLES.includes(claims.role)) {
     return edgeError(
       403,
       'insufficient_scope',

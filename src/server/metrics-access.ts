@@ -38,7 +38,8 @@ export function metricsGate(access: MetricsAccess | undefined): MetricsGate {
 /**
  * The refusal for a `/metrics` request the gate does not let through, or
  * undefined. `client` is the rate limiter's view of the caller (the socket
- * peer, or the forwarded client behind a trusted proxy; `local` in-process).
+ * peer, or the forwarded client behind a trusted proxy; `local` without a
+ * socket, which the loopback mode refuses: configure a token or `public`).
  *
  * @example
  * ```ts
@@ -78,7 +79,8 @@ function digest(token: string): Buffer {
 }
 
 function isLoopback(address: string): boolean {
-  if (address === 'local') return true; // called in-process, without a socket
+  // 'local' (a request without a socket: the app mounted elsewhere, a
+  // serverless adapter) and 'unknown' are not provably this host.
   if (isIP(address) === 4) return address.startsWith('127.');
   return address === '::1';
 }

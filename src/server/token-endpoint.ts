@@ -244,11 +244,15 @@ export function rateLimited(
   ctx: ServiceContext,
   socketAddress: string | undefined,
   request: Request,
+  scope: 'sign-in' | 'sign-out' = 'sign-in',
 ): Response | undefined {
   if (ctx.limiter === undefined) return undefined;
-  const key = rateLimitKey(
+  // Sign-out (/revoke, /logout) has a bucket of its own: a client that spent
+  // its sign-in budget (or a neighbour behind the same NAT or /64) must still
+  // be able to revoke.
+  const key = `${scope}:${rateLimitKey(
     clientAddress(socketAddress, request.headers.get('x-forwarded-for'), ctx.trustedProxies),
-  );
+  )}`;
   const { allowed, retryAfter } = ctx.limiter.take(key);
   if (allowed) return undefined;
   ctx.logger.info({ event: 'rate_limited', path: new URL(request.url).pathname }, 'rate limited');

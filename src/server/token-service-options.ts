@@ -65,7 +65,7 @@ export interface TokenServiceOptions {
   supabase?: SupabaseExchangeOptions;
   /** A pino logger; default: JSON lines on stdout at `info` with the service's redaction. */
   logger?: Logger;
-  /** Rate limit of `POST /token`, `/revoke`, `/logout` and `/demo/login` per client (one bucket), or `false` for none. */
+  /** Rate limit per client of `POST /token` and `/demo/login`, and (a bucket of their own) `/revoke` and `/logout`; `false` for none. */
   rateLimit?: RateLimitOptions | false;
   /**
    * Addresses of reverse proxies whose `X-Forwarded-For` is believed (for
@@ -77,7 +77,8 @@ export interface TokenServiceOptions {
    * Who may read `GET /metrics` (its counters describe traffic and refusals):
    * - `'loopback'` (default): clients on this host only — the socket peer,
    *   or behind a `trustedProxies` proxy the forwarded client, must be a
-   *   loopback address; others get 403;
+   *   loopback address; others get 403, and so does a request without a
+   *   socket (the app mounted in another server: use a token or `'public'`);
    * - `{ bearerToken }`: anyone sending `Authorization: Bearer <bearerToken>`
    *   (at least 32 characters; compared in constant time); others get 401;
    * - `'public'`: anyone.
