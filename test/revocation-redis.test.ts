@@ -543,11 +543,20 @@ describe('packaging', () => {
 });
 
 describe('Redis envelope', () => {
-  it('signs with the shared secret: a changed member, another key or a stale time fails verification', () => {
-    const key = envelopeKey(randomBytes(32), 'test')!;
+  it('signs with the shared secret: a changed, added or null member, another key or channel, or a stale time fails', () => {
+    const signing = { key: envelopeKey(randomBytes(32), 'test')!, channel: 'rls_kit:a' };
     const now = Date.now();
-    const text = encodeRedisEnvelope({ stream: 'x1', seq: 4, payload: '{"t":"jti"}' }, key, now);
-    expect(verifyRedisEnvelope(text, key, 1000, now + 500)).toBe(true);
+    const text = encodeRedisEnvelope(
+      { stream: 'x1', seq: 4, payload: '{"t":"jti"}' },
+      signing,
+      now,
+    );
+    expect(verifyRedisEnvelope(text, signing, 1000, now + 500)).toEqual({
+      stream: 'x1',
+      seq: 4,
+      payload: '{"t":"jti"}',
+      sentAt: now,
+    });
     expect(decodeRedisEnvelope(text)).toEqual({ stream: 'x1', seq: 4, payload: '{"t":"jti"}' });
     const doc = JSON.parse(text);
     for (const changed of [
@@ -556,15 +565,26 @@ describe('Redis envelope', () => {
       { ...doc, p: '{"t":"sub"}' },
       { ...doc, t: doc.t + 1 },
       { ...doc, m: undefined },
+      { ...doc, x: 1 },
     ]) {
-      expect(verifyRedisEnvelope(JSON.stringify(changed), key, 1000, now)).toBe(false);
+      expect(verifyRedisEnvelope(JSON.stringify(changed), signing, 1000, now)).toBeUndefined();
     }
-    expect(verifyRedisEnvelope(text, envelopeKey(randomBytes(32), 'test')!, 1000, now)).toBe(false);
-    expect(verifyRedisEnvelope(text, key, 1000, now + 1001)).toBe(false);
-    expect(verifyRedisEnvelope(text, key, 1000, now - 1001)).toBe(false);
-    expect(verifyRedisEnvelope(encodeRedisEnvelope({ stream: 'x1', seq: 4 }), key, 1000, now)).toBe(
-      false,
-    );
+    // A heartbeat re-spelled with "p": null carries the same MAC input, and is still refused.
+    const beat = encodeRedisEnvelope({ stream: 'x1', seq: 4 }, signing, now);
+    expect(verifyRedisEnvelope(beat, signing, 1000, now)).toBeDefined();
+    expect(
+      verifyRedisEnvelope(JSON.stringify({ ...JSON.parse(beat), p: null }), signing, 1000, now),
+    ).toBeUndefined();
+    const other = { key: envelopeKey(randomBytes(32), 'test')!, channel: 'rls_kit:a' };
+    expect(verifyRedisEnvelope(text, other, 1000, now)).toBeUndefined();
+    expect(
+      verifyRedisEnvelope(text, { ...signing, channel: 'rls_kit:b' }, 1000, now),
+    ).toBeUndefined();
+    expect(verifyRedisEnvelope(text, signing, 1000, now + 1001)).toBeUndefined();
+    expect(verifyRedisEnvelope(text, signing, 1000, now - 1001)).toBeUndefined();
+    expect(
+      verifyRedisEnvelope(encodeRedisEnvelope({ stream: 'x1', seq: 4 }), signing, 1000, now),
+    ).toBeUndefined();
   });
 
   it('round-trips the three message kinds and refuses anything else', () => {

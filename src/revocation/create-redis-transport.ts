@@ -10,6 +10,7 @@ import {
   decodeRedisEnvelope,
   encodeRedisEnvelope,
   envelopeKey,
+  type RedisEnvelope,
   verifyRedisEnvelope,
 } from './redis-envelope.js';
 import type {
@@ -56,6 +57,8 @@ interface RelayState {
   heard: number;
   /** Heard before the current snapshot began: the snapshot plus this stream is complete. */
   covering: boolean;
+  /** The last signed message's send time (with a secret). */
+  sentAt?: number | undefined;
 }
 
 /**
@@ -96,6 +99,7 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
   if (!(relayTimeoutMs > 0)) throw new RlsKitError('ERR_CONFIG', 'relayTimeoutMs must be > 0');
   const connectTimeout = options.connectTimeoutMs ?? 2000;
   const key = envelopeKey(options.secret, 'createRedisTransport');
+  const signing = key === undefined ? undefined : { key, channel };
   let publisher: Promise<Redis> | undefined;
 
   const getPublisher = () => {
@@ -174,11 +178,19 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
       sub.on('close', () => lost(new Error('the Redis connection closed')));
       sub.on('message', (ch: string, text: string) => {
         if (closed || ch !== channel) return;
-        if (key !== undefined && !verifyRedisEnvelope(text, key, relayTimeoutMs, Date.now())) {
-          unauthenticated++; // not from anyone holding the secret: no say at all
-          return;
+        let e: RedisEnvelope | undefined;
+        let sentAt: number | undefined;
+        if (signing !== undefined) {
+          const signed = verifyRedisEnvelope(text, signing, relayTimeoutMs, Date.now());
+          if (signed === undefined) {
+            unauthenticated++; // not from anyone holding the secret: no say at all
+            return;
+          }
+          e = signed;
+          sentAt = signed.sentAt;
+        } else {
+          e = decodeRedisEnvelope(text);
         }
-        const e = decodeRedisEnvelope(text);
         if (e === undefined) {
           if (opened) handlers.resync(); // not ours to guess: ask the tables
           return;
@@ -192,11 +204,16 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
         let st = relays.get(e.stream);
         if (st === undefined) {
           // A stream joined mid-way: its numbers count from here; it covers from the next snapshot.
-          st = { seq, heard: now, covering: false };
+          st = { seq, heard: now, covering: false, sentAt };
           relays.set(e.stream, st);
           if (opened && e.payload !== undefined) handlers.message(e.payload);
           firstRelay?.();
           return;
+        }
+        if (sentAt !== undefined) {
+          // A replay of this stream's own message (a relay's times only rise): ignore it.
+          if (st.sentAt !== undefined && sentAt <= st.sentAt) return;
+          st.sentAt = sentAt;
         }
         st.heard = now;
         if (st.covering) lastCovered = now;
@@ -258,7 +275,7 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
 
     async publish(payload: string) {
       const client = await getPublisher();
-      await client.publish(channel, encodeRedisEnvelope({ payload }, key));
+      await client.publish(channel, encodeRedisEnvelope({ payload }, signing));
     },
 
     async dispose() {

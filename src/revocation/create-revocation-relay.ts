@@ -101,6 +101,13 @@ export function createRevocationRelay(options: RevocationRelayOptions): Revocati
   }
   const channel = checkChannel(options.channel ?? DEFAULT_REDIS_CHANNEL);
   const key = envelopeKey(options.secret, 'createRevocationRelay');
+  const signing = key === undefined ? undefined : { key, channel };
+  /** Send times strictly increase (subscribers drop a stream's message that is not newer). */
+  let lastSent = 0;
+  const stamp = () => {
+    lastSent = Math.max(Date.now(), lastSent + 1);
+    return lastSent;
+  };
   const heartbeatMs = options.heartbeatMs ?? 1000;
   if (!(heartbeatMs >= 10)) throw new RlsKitError('ERR_CONFIG', 'heartbeatMs must be >= 10');
   const backoffInitial = options.backoffMs?.initial ?? 100;
@@ -150,7 +157,7 @@ export function createRevocationRelay(options: RevocationRelayOptions): Revocati
         n++;
         seq = n;
         forwarded++;
-        send(encodeRedisEnvelope({ stream: id, seq: n, payload }, key));
+        send(encodeRedisEnvelope({ stream: id, seq: n, payload }, signing, stamp()));
       },
       resync: () => undefined,
       lost: () => lose(gen),
@@ -162,7 +169,7 @@ export function createRevocationRelay(options: RevocationRelayOptions): Revocati
     conn = c;
     stream = id;
     attempts = 0;
-    send(encodeRedisEnvelope({ stream: id, seq }, key));
+    send(encodeRedisEnvelope({ stream: id, seq }, signing, stamp()));
   };
 
   const scheduleReconnect = () => {
@@ -191,7 +198,7 @@ export function createRevocationRelay(options: RevocationRelayOptions): Revocati
         if (gen !== generation) return;
         probing = false;
         // The number read now: every notification before the probe's answer was sent before this.
-        send(encodeRedisEnvelope({ stream: id, seq }, key));
+        send(encodeRedisEnvelope({ stream: id, seq }, signing, stamp()));
       },
       () => lose(gen),
     );

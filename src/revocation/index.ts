@@ -42,9 +42,11 @@ export {
 export { DEFAULT_REDIS_CHANNEL, type RedisConnection } from './redis-client.js';
 export {
   decodeRedisEnvelope,
+  type EnvelopeSigning,
   encodeRedisEnvelope,
   envelopeKey,
   type RedisEnvelope,
+  type SignedRedisEnvelope,
   verifyRedisEnvelope,
 } from './redis-envelope.js';
 export {

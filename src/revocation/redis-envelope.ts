@@ -15,11 +15,14 @@
  * by the list as if it came from Postgres.
  *
  * With a shared secret every message also carries `"t":<epoch ms>` (when it
- * was sent) and `"m":"<mac>"`, HMAC-SHA256 over `[r, s, t, p]` (as JSON,
- * absent members as null): a subscriber with the secret ignores a message
- * whose MAC does not match or whose time is further than its bound from its
- * own clock, so whoever can publish on the channel but lacks the secret can
- * neither forge a heartbeat (vouch for a dead relay) nor replay an old one.
+ * was sent; a relay's times increase strictly per stream) and `"m":"<mac>"`,
+ * HMAC-SHA256 over `[channel, r, s, t, p]` (as JSON, absent members as
+ * null). A subscriber with the secret ignores a message that has other or
+ * null members, a MAC that does not match, a time further than its bound
+ * from its own clock, or — on a stream — a time not after the stream's last
+ * one; so whoever can publish on the channel but lacks the secret can
+ * neither forge a heartbeat (vouch for a dead relay), replay one, nor make
+ * lists reload.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { RlsKitError } from '../errors.js';
@@ -50,43 +53,70 @@ export function envelopeKey(
   return key;
 }
 
-function mac(key: Buffer, r: unknown, s: unknown, t: number, p: unknown): Buffer {
-  return createHmac('sha256', key)
-    .update(JSON.stringify([r ?? null, s ?? null, t, p ?? null]))
+/** What signing needs: the key, and the channel (so a message cannot be moved to another). */
+export interface EnvelopeSigning {
+  readonly key: Buffer;
+  readonly channel: string;
+}
+
+function mac(
+  signing: EnvelopeSigning,
+  r: string | undefined,
+  s: number | undefined,
+  t: number,
+  p: string | undefined,
+): Buffer {
+  return createHmac('sha256', signing.key)
+    .update(JSON.stringify([signing.channel, r ?? null, s ?? null, t, p ?? null]))
     .digest();
 }
 
 /**
- * Whether a message of the channel carries a valid MAC under `key` and was
- * sent within `maxAgeMs` of `now` (either way: clocks differ a little).
+ * Parses and authenticates a signed message in one strict pass: only the
+ * members `r s p t m`, none of them null, a valid MAC under the key and the
+ * channel, and a send time within `maxAgeMs` of `now` (either way: clocks
+ * differ a little). Undefined for anything else.
  *
  * @example
  * ```ts
- * if (!verifyRedisEnvelope(text, key, 3000, Date.now())) return; // not from a relay that has the secret
+ * const e = verifyRedisEnvelope(text, { key, channel }, 3000, Date.now());
+ * if (e === undefined) return; // not from anyone holding the secret, or stale
  * ```
  */
 export function verifyRedisEnvelope(
   text: string,
-  key: Buffer,
+  signing: EnvelopeSigning,
   maxAgeMs: number,
   now: number,
-): boolean {
-  if (text.length > MAX_PAYLOAD) return false;
+): SignedRedisEnvelope | undefined {
+  if (text.length > MAX_PAYLOAD) return undefined;
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
-    return false;
+    return undefined;
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return false;
-  const { r, s, p, t, m } = doc as Record<string, unknown>;
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
+  for (const k of Object.keys(doc)) if (!SIGNED_KEYS.has(k)) return undefined;
+  const { t, m } = doc as Record<string, unknown>;
   if (typeof t !== 'number' || !Number.isSafeInteger(t) || Math.abs(now - t) > maxAgeMs) {
-    return false;
+    return undefined;
   }
-  if (typeof m !== 'string') return false;
+  if (typeof m !== 'string') return undefined;
+  const { m: _m, t: _t, ...rest } = doc as Record<string, unknown>;
+  const e = decodeRedisEnvelope(JSON.stringify(rest));
+  if (e === undefined) return undefined;
   const given = Buffer.from(m, 'base64url');
-  const expected = mac(key, r, s, t, p);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const expected = mac(signing, e.stream, e.seq, t, e.payload);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  return { ...e, sentAt: t };
+}
+
+const SIGNED_KEYS: ReadonlySet<string> = new Set(['r', 's', 'p', 't', 'm']);
+
+/** A message that passed {@link verifyRedisEnvelope}, with the time its sender stamped on it. */
+export interface SignedRedisEnvelope extends RedisEnvelope {
+  readonly sentAt: number;
 }
 
 /**
@@ -120,16 +150,20 @@ const MAX_PAYLOAD = 64 * 1024;
  * redis.publish(channel, encodeRedisEnvelope({ stream, seq: ++seq, payload }));
  * ```
  */
-export function encodeRedisEnvelope(e: RedisEnvelope, key?: Buffer, now = Date.now()): string {
+export function encodeRedisEnvelope(
+  e: RedisEnvelope,
+  signing?: EnvelopeSigning,
+  now = Date.now(),
+): string {
   const doc: { r?: string; s?: number; p?: string; t?: number; m?: string } = {};
   if (e.stream !== undefined) {
     doc.r = e.stream;
     doc.s = e.seq ?? 0;
   }
   if (e.payload !== undefined) doc.p = e.payload;
-  if (key !== undefined) {
+  if (signing !== undefined) {
     doc.t = now;
-    doc.m = mac(key, doc.r, doc.s, now, doc.p).toString('base64url');
+    doc.m = mac(signing, doc.r, doc.s, now, doc.p).toString('base64url');
   }
   return JSON.stringify(doc);
 }
