@@ -78,6 +78,12 @@ const listQuery = () =>
 
 const CLEAN = { role: 'none', claims: null, path: '"$user", public' };
 
+/** An insert row level security refuses: viewers do not write. */
+const viewerInsert = () =>
+  kysely
+    .insertInto('documents')
+    .values({ org_id: viewer.org, owner_id: viewer.sub, title: 'viewers cannot' });
+
 /** What the pooled connection looks like between requests. */
 async function sessionState() {
   const { rows } = await pool.query<{ role: string; claims: string | null; path: string }>(
@@ -142,13 +148,9 @@ describe('queryAsUser', () => {
 
   it("passes the database's refusal through unchanged and leaves the connection clean", async () => {
     await queryAsUser(kysely, claimsOf(viewer), listQuery()); // role checked: fast path next
-    const err = await queryAsUser(
-      kysely,
-      claimsOf(viewer),
-      kysely
-        .insertInto('documents')
-        .values({ org_id: viewer.org, owner_id: viewer.sub, title: 'viewers cannot' }),
-    ).catch((e: unknown) => e);
+    const err = await queryAsUser(kysely, claimsOf(viewer), viewerInsert()).catch(
+      (e: unknown) => e,
+    );
     expect((err as { code?: string }).code).toBe('42501');
     expect(await sessionState()).toEqual(CLEAN);
     const syntax = await queryAsUser(kysely, claimsOf(viewer), CompiledQuery.raw('selec 1')).catch(
@@ -204,13 +206,9 @@ describe('queryAsUser', () => {
     const again = await pool.connect();
     await again.query('begin');
     again.release();
-    const failed = await queryAsUser(
-      kysely,
-      claimsOf(viewer),
-      kysely
-        .insertInto('documents')
-        .values({ org_id: viewer.org, owner_id: viewer.sub, title: 'viewers cannot' }),
-    ).catch((e: unknown) => e);
+    const failed = await queryAsUser(kysely, claimsOf(viewer), viewerInsert()).catch(
+      (e: unknown) => e,
+    );
     expect((failed as RlsKitError).code).toBe('ERR_DB_QUERY');
     expect(await sessionState()).toEqual(CLEAN);
   });

@@ -89,21 +89,15 @@ export function verifyRedisEnvelope(
   maxAgeMs: number,
   now: number,
 ): SignedRedisEnvelope | undefined {
-  if (text.length > MAX_PAYLOAD) return undefined;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
+  const doc = parseObject(text);
+  if (doc === undefined) return undefined;
   for (const k of Object.keys(doc)) if (!SIGNED_KEYS.has(k)) return undefined;
-  const { t, m } = doc as Record<string, unknown>;
+  const { t, m } = doc;
   if (typeof t !== 'number' || !Number.isSafeInteger(t) || Math.abs(now - t) > maxAgeMs) {
     return undefined;
   }
   if (typeof m !== 'string') return undefined;
-  const { m: _m, t: _t, ...rest } = doc as Record<string, unknown>;
+  const { m: _m, t: _t, ...rest } = doc;
   const e = decodeRedisEnvelope(JSON.stringify(rest));
   if (e === undefined) return undefined;
   const given = Buffer.from(m, 'base64url');
@@ -178,15 +172,9 @@ export function encodeRedisEnvelope(
  * ```
  */
 export function decodeRedisEnvelope(text: string): RedisEnvelope | undefined {
-  if (text.length > MAX_PAYLOAD) return undefined;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
-  const { r, s, p } = doc as { r?: unknown; s?: unknown; p?: unknown };
+  const doc = parseObject(text);
+  if (doc === undefined) return undefined;
+  const { r, s, p } = doc;
   if (p !== undefined && typeof p !== 'string') return undefined;
   if (r === undefined) {
     if (s !== undefined || p === undefined) return undefined;
@@ -195,4 +183,17 @@ export function decodeRedisEnvelope(text: string): RedisEnvelope | undefined {
   if (typeof r !== 'string' || !STREAM_RE.test(r)) return undefined;
   if (typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0) return undefined;
   return p === undefined ? { stream: r, seq: s } : { stream: r, seq: s, payload: p };
+}
+
+/** A JSON object of a bounded size, or undefined for anything else. */
+function parseObject(text: string): Record<string, unknown> | undefined {
+  if (text.length > MAX_PAYLOAD) return undefined;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
+  return doc as Record<string, unknown>;
 }
