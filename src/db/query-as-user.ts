@@ -1,4 +1,10 @@
-import { type Compilable, CompiledQuery, type Kysely, type QueryResult } from 'kysely';
+import {
+  type Compilable,
+  CompiledQuery,
+  isCompilable,
+  type Kysely,
+  type QueryResult,
+} from 'kysely';
 import { RlsKitError } from '../errors.js';
 import { asUser } from './as-user.js';
 import { PipelinedQuery, PipelineUnsupportedError } from './pipeline.js';
@@ -72,13 +78,16 @@ export async function queryAsUser<DB, R>(
       'queryAsUser needs the root Kysely instance, not a transaction: call it outside db.transaction()',
     );
   }
-  const compiled = isCompilable(query) ? query.compile() : query;
+  const compiled: CompiledQuery<R> = isCompilable(query)
+    ? (query as Compilable<R>).compile()
+    : query;
   // A claims function (a verifier) runs once, whichever path the call takes.
   const resolved: RequestClaims = typeof claims === 'function' ? await claims() : claims;
   const settings = await resolveRequestSettings(resolved, options);
   const statement = settingsStatement(db, settings);
+  const viaAsUser = () => asUser(db, resolved, (trx) => trx.executeQuery(compiled), options);
   if (statement.checksRole || UNPIPELINED.has(db) || !BUILDER_KINDS.has(compiled.query.kind)) {
-    return asUser(db, resolved, (trx) => trx.executeQuery(compiled), options);
+    return viaAsUser();
   }
   return db.connection().execute(async (conn) => {
     const pipeline = new PipelinedQuery([
@@ -92,11 +101,9 @@ export async function queryAsUser<DB, R>(
     } catch (err) {
       if (err instanceof PipelineUnsupportedError) {
         UNPIPELINED.add(db);
-        return asUser(db, resolved, (trx) => trx.executeQuery(compiled), options);
+        return viaAsUser();
       }
       if (!pipeline.submitted) throw err; // e.g. a dead client: nothing was sent
-      // pg reports the error before the server's ReadyForQuery: wait for the final status.
-      await pipeline.ready;
       await leaveClean(conn, pipeline);
       // No command completed: the settings failed, the query never ran.
       if (pipeline.commands.length === 0) throw settingsError(db, settings, err);
@@ -119,10 +126,6 @@ export async function queryAsUser<DB, R>(
 
 /** Kysely instances whose driver is not node-postgres: always `asUser`'s path. */
 const UNPIPELINED = new WeakSet<object>();
-
-function isCompilable<R>(query: CompiledQuery<R> | Compilable<R>): query is Compilable<R> {
-  return typeof (query as Partial<Compilable<R>>).compile === 'function';
-}
 
 /**
  * Puts the session back as a new connection has it (settings, role, temp
@@ -150,12 +153,14 @@ async function resetSession(
  * After the Sync the implicit transaction is over (status `I`). Anything
  * else means the connection already sat in a transaction someone leaked, or
  * the query opened one: roll it back (the settings must not outlive this
- * call) and refuse.
+ * call) and refuse. Waits for the pipeline's ReadyForQuery first: pg reports
+ * an error before the server is done.
  */
 async function leaveClean(
   conn: { executeQuery(q: CompiledQuery): Promise<unknown> },
   pipeline: PipelinedQuery,
 ): Promise<void> {
+  await pipeline.ready;
   if (pipeline.status === undefined || pipeline.status === 'I') return;
   try {
     await conn.executeQuery(CompiledQuery.raw('rollback'));
