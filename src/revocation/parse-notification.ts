@@ -1,3 +1,5 @@
+import { parseJsonObject } from './parse-json-object.js';
+
 /**
  * Which table a notification is about, as the trigger names it: `jti`
  * (revoked_tokens), `sub` (subject_revocations), `sid` (revoked_sessions).
@@ -44,14 +46,9 @@ export function parseRevocationNotification(
   payload: string | undefined,
 ): RevocationNotification | undefined {
   if (typeof payload !== 'string') return undefined;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(payload);
-  } catch {
-    return undefined;
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
-  const { t, op, v } = doc as { t?: unknown; op?: unknown; v?: unknown };
+  const doc = parseJsonObject(payload);
+  if (doc === undefined) return undefined;
+  const { t, op, v } = doc;
   if (t !== 'jti' && t !== 'sub' && t !== 'sid') return undefined;
   if (op === '*') return { t, op };
   if (!Array.isArray(v)) return undefined;

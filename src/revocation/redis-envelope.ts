@@ -26,6 +26,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { RlsKitError } from '../errors.js';
+import { parseJsonObject } from './parse-json-object.js';
 
 const MIN_SECRET_BYTES = 32;
 
@@ -89,7 +90,7 @@ export function verifyRedisEnvelope(
   maxAgeMs: number,
   now: number,
 ): SignedRedisEnvelope | undefined {
-  const doc = parseObject(text);
+  const doc = parseJsonObject(text, MAX_PAYLOAD);
   if (doc === undefined) return undefined;
   for (const k of Object.keys(doc)) if (!SIGNED_KEYS.has(k)) return undefined;
   const { t, m } = doc;
@@ -97,8 +98,7 @@ export function verifyRedisEnvelope(
     return undefined;
   }
   if (typeof m !== 'string') return undefined;
-  const { m: _m, t: _t, ...rest } = doc;
-  const e = decodeRedisEnvelope(JSON.stringify(rest));
+  const e = envelopeOf(doc);
   if (e === undefined) return undefined;
   const given = Buffer.from(m, 'base64url');
   const expected = mac(signing, e.stream, e.seq, t, e.payload);
@@ -172,8 +172,12 @@ export function encodeRedisEnvelope(
  * ```
  */
 export function decodeRedisEnvelope(text: string): RedisEnvelope | undefined {
-  const doc = parseObject(text);
-  if (doc === undefined) return undefined;
+  const doc = parseJsonObject(text, MAX_PAYLOAD);
+  return doc === undefined ? undefined : envelopeOf(doc);
+}
+
+/** The message in a parsed object's `r`, `s` and `p` members (others are not looked at). */
+function envelopeOf(doc: Record<string, unknown>): RedisEnvelope | undefined {
   const { r, s, p } = doc;
   if (p !== undefined && typeof p !== 'string') return undefined;
   if (r === undefined) {
@@ -183,17 +187,4 @@ export function decodeRedisEnvelope(text: string): RedisEnvelope | undefined {
   if (typeof r !== 'string' || !STREAM_RE.test(r)) return undefined;
   if (typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0) return undefined;
   return p === undefined ? { stream: r, seq: s } : { stream: r, seq: s, payload: p };
-}
-
-/** A JSON object of a bounded size, or undefined for anything else. */
-function parseObject(text: string): Record<string, unknown> | undefined {
-  if (text.length > MAX_PAYLOAD) return undefined;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
-  return doc as Record<string, unknown>;
 }
