@@ -141,6 +141,14 @@ async function revokeJtiSql(jti: string): Promise<void> {
   await admin.query("select rls_kit.revoke_token($1, now() + interval '10 minutes')", [jti]);
 }
 
+/** An unsigned "this jti is no longer revoked" on the channel, as an intruder would publish it. */
+async function publishForgedDeletion(channel: string, jti: string): Promise<void> {
+  await redis.publish(
+    channel,
+    encodeRedisEnvelope({ payload: JSON.stringify({ t: 'jti', op: '-', v: [jti] }) }),
+  );
+}
+
 /** A row without its notification (triggers off for this transaction). */
 async function revokeJtiSilently(jti: string): Promise<void> {
   await admin.query('begin');
@@ -308,10 +316,7 @@ describe.skipIf(!available)('Redis transport and relay', () => {
     const c = claims();
     await revokeJtiSql(c.jti);
     await until(() => list.isRevoked(c) === true);
-    await redis.publish(
-      channel,
-      encodeRedisEnvelope({ payload: JSON.stringify({ t: 'jti', op: '-', v: [c.jti] }) }),
-    );
+    await publishForgedDeletion(channel, c.jti);
     await sleep(150);
     await until(() => list.inSync);
     expect(list.isRevoked(c)).toBe(true);
@@ -327,10 +332,7 @@ describe.skipIf(!available)('Redis transport and relay', () => {
     await revokeJtiSql(c.jti);
     await until(() => list.isRevoked(c) === true);
     // A forged (unsigned) deletion has no say.
-    await redis.publish(
-      channel,
-      encodeRedisEnvelope({ payload: JSON.stringify({ t: 'jti', op: '-', v: [c.jti] }) }),
-    );
+    await publishForgedDeletion(channel, c.jti);
     // Capture one genuine heartbeat to replay later.
     const spy = new Redis(REDIS_URL);
     cleanup.push(async () => spy.disconnect());

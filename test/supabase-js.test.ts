@@ -98,6 +98,27 @@ async function invokeDocuments(
   return status === undefined ? { status: 200, body: data } : { status };
 }
 
+/** Polls the function until the list (LISTEN) has caught up with a revocation; the status then. */
+async function statusOnceRefused(client: SupabaseClient): Promise<number> {
+  let status = 200;
+  for (let i = 0; i < 100 && status === 200; i++) {
+    status = (await invokeDocuments(client)).status;
+    if (status === 200) await new Promise((r) => setTimeout(r, 20));
+  }
+  return status;
+}
+
+/** One statement as the database owner (revoking, as the server would). */
+async function adminQuery(sql: string, params: unknown[]): Promise<void> {
+  const admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  try {
+    await admin.query(sql, params);
+  } finally {
+    await admin.end();
+  }
+}
+
 beforeAll(async () => {
   database = await createTestDatabase({ template: 'example' });
   db = exampleKysely(database.url);
@@ -180,16 +201,8 @@ describe('supabase-js → Edge wrapper with Supabase Auth tokens', () => {
     };
     const supabase = createUserClient(project.url, anonKey, await userToken(claims));
     expect((await invokeDocuments(supabase)).status).toBe(200);
-    const admin = new pg.Client({ connectionString: database.url });
-    await admin.connect();
-    await admin.query("select rls_kit.revoke_session($1, 'password reset')", [claims.session_id]);
-    await admin.end();
-    let status = 200;
-    for (let i = 0; i < 100 && status === 200; i++) {
-      status = (await invokeDocuments(supabase)).status;
-      if (status === 200) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(status).toBe(401);
+    await adminQuery("select rls_kit.revoke_session($1, 'password reset')", [claims.session_id]);
+    expect(await statusOnceRefused(supabase)).toBe(401);
     // Another session of the same user is untouched.
     const other = createUserClient(
       project.url,
@@ -281,18 +294,10 @@ describe('supabase-js accessToken option with kit-minted tokens (the kit as thir
     await invokeDocuments(supabase);
     expect(minted).toBe(1); // cached between requests
 
-    const admin = new pg.Client({ connectionString: database.url });
-    await admin.connect();
-    await admin.query("select rls_kit.revoke_token($1, now() + interval '1 hour', 'test')", [
+    await adminQuery("select rls_kit.revoke_token($1, now() + interval '1 hour', 'test')", [
       jtis[0],
     ]);
-    await admin.end();
-    let status = 200;
-    for (let i = 0; i < 100 && status === 200; i++) {
-      status = (await invokeDocuments(supabase)).status;
-      if (status === 200) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(status).toBe(401);
+    expect(await statusOnceRefused(supabase)).toBe(401);
 
     accessToken.invalidate();
     const again = await invokeDocuments(supabase);
