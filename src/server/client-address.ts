@@ -77,3 +77,21 @@ export function rateLimitKey(address: string): string {
     .map((g) => (g.includes('.') ? '0' : Number.parseInt(g, 16).toString(16)));
   return `${prefix.join(':')}::/64`;
 }
+
+/**
+ * True for 127.0.0.0/8, ::1 and `localhost`: the hosts demo mode (and a
+ * cookie without `Secure`) are allowed on, and the clients `/metrics`
+ * answers by default (`local` and `unknown` are not loopback).
+ *
+ * @example
+ * ```ts
+ * isLoopbackHost('127.0.0.1'); // true
+ * isLoopbackHost('0.0.0.0'); // false
+ * ```
+ */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  const ip = normalize(host.replace(/^\[|\]$/g, ''));
+  if (ip === undefined) return false;
+  return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
+}

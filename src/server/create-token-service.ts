@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -14,7 +13,7 @@ import { createRevocationList, type RevocationList } from '../revocation/index.j
 import { createEdgeHandler, createWellKnownHandler } from '../supabase/index.js';
 import { createSupabaseVerifier, type Verifier } from '../tokens/index.js';
 import { createAlertDetector } from './alerts.js';
-import { clientAddress, normalize } from './client-address.js';
+import { clientAddress, isLoopbackHost, normalize } from './client-address.js';
 import { createRateLimiter } from './create-rate-limiter.js';
 import { createServiceLogger } from './create-service-logger.js';
 import { demoLoginEndpoint } from './demo-login-endpoint.js';
@@ -31,6 +30,8 @@ import { errorCode, failureResponse, type ServiceContext } from './service-conte
 import { loadServiceKeys, type ServiceKeys, type ServiceMinter } from './service-keys.js';
 import { rateLimited, tokenEndpoint } from './token-endpoint.js';
 import type { TokenServiceOptions } from './token-service-options.js';
+
+export { isLoopbackHost };
 
 /** Default port of `rls-kit start`. */
 export const DEFAULT_PORT = 8787;
@@ -79,23 +80,6 @@ export interface TokenServiceApp {
   readiness(): Promise<Readiness>;
   /** Stops the revocation list, ends the pool, stops an embedded database this service started. */
   close(): Promise<void>;
-}
-
-/**
- * True for 127.0.0.0/8, ::1 and `localhost`: the hosts demo mode (and a
- * cookie without `Secure`) are allowed on.
- *
- * @example
- * ```ts
- * isLoopbackHost('127.0.0.1'); // true
- * isLoopbackHost('0.0.0.0'); // false
- * ```
- */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost') return true;
-  const ip = normalize(host.replace(/^\[|\]$/g, ''));
-  if (ip === undefined) return false;
-  return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
 }
 
 /** True for an `http:` URL whose host is loopback (the default issuer of a local service). */

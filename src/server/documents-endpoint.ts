@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { queryAsUser } from '../db/query-as-user.js';
 import { DEFAULT_ROLES } from '../db/request-settings.js';
-import { edgeError } from '../supabase/edge-responses.js';
+import { refuseRole } from '../supabase/edge-responses.js';
 import type { VerifiedClaims } from '../tokens/index.js';
 import type { ExampleDatabase } from './example-database.js';
 import { oauthError } from './oauth-error.js';
@@ -92,21 +92,8 @@ export async function documentsListHandler(
   claims: VerifiedClaims,
   db: Kysely<ExampleDatabase>,
 ): Promise<Response> {
-  if (typeof claims.role !== 'string' || claims.role === '') {
-    return edgeError(401, 'invalid_token', 'the access token carries no role claim', {
-      'www-authenticate': 'Bearer error="invalid_token"',
-    });
-  }
-  if (!DEFAULT_ROLES.includes(claims.role)) {
-    return edgeError(
-      403,
-      'insufficient_scope',
-      "the access token's role may not use this endpoint",
-      {
-        'www-authenticate': 'Bearer error="insufficient_scope"',
-      },
-    );
-  }
+  const refused = refuseRole(claims, DEFAULT_ROLES, undefined);
+  if (refused) return refused;
   const url = new URL(request.url);
   const query = listQuery(url, db);
   if (query instanceof Response) return query;

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
 import { RlsKitError } from '../errors.js';
+import { isLoopbackHost } from './client-address.js';
 import { oauthError } from './oauth-error.js';
 
 /** Who may read `GET /metrics`; see `TokenServiceOptions.metricsAccess`. */
@@ -56,7 +56,8 @@ export function metricsRefusal(
     case 'public':
       return undefined;
     case 'loopback':
-      if (isLoopback(client)) return undefined;
+      // 'local' (no socket: the app mounted elsewhere) and 'unknown' are not provably this host.
+      if (isLoopbackHost(client)) return undefined;
       return oauthError(
         403,
         'forbidden',
@@ -76,11 +77,4 @@ export function metricsRefusal(
 
 function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest();
-}
-
-function isLoopback(address: string): boolean {
-  // 'local' (a request without a socket: the app mounted elsewhere, a
-  // serverless adapter) and 'unknown' are not provably this host.
-  if (isIP(address) === 4) return address.startsWith('127.');
-  return address === '::1';
 }

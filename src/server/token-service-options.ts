@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { RevocationListOptions } from '../revocation/index.js';
 import type { AlertThresholds } from './alerts.js';
 import type { KeyRotationScheduleOptions } from './key-rotation.js';
+import type { MetricsAccess } from './metrics-access.js';
 
 /**
  * Options of {@link startTokenService} and {@link createTokenService}. Every
@@ -83,7 +84,7 @@ export interface TokenServiceOptions {
    *   (at least 32 characters; compared in constant time); others get 401;
    * - `'public'`: anyone.
    */
-  metricsAccess?: 'loopback' | 'public' | { bearerToken: string };
+  metricsAccess?: MetricsAccess;
   /** CORS: origins allowed to call the service from a browser (default none: CORS off). */
   cors?: { origins: readonly string[] };
   /** Path of the refresh cookie (default `/token`, the only endpoint that reads it). */

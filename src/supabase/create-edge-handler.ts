@@ -3,7 +3,7 @@ import type { AsUserOptions } from '../db/request-settings.js';
 import { isRlsKitError, RlsKitError } from '../errors.js';
 import type { VerifiedClaims } from '../tokens/verified-claims.js';
 import type { Verifier } from '../tokens/verify.js';
-import { classifyFailure, describeFailure, edgeError } from './edge-responses.js';
+import { classifyFailure, describeFailure, edgeError, refuseRole } from './edge-responses.js';
 
 /**
  * Options of {@link createEdgeHandler}.
@@ -311,30 +311,6 @@ function invalidToken(err: unknown): Response {
             : 'the access token is invalid';
   return edgeError(401, 'invalid_token', description, {
     'www-authenticate': 'Bearer error="invalid_token"',
-  });
-}
-
-/**
- * A verified token whose `role` cannot run queries here is refused before
- * any connection is taken: 401 when it names no role at all, 403 when its
- * role is outside the allowlist (e.g. `service_role` not opted in).
- */
-function refuseRole(
-  claims: VerifiedClaims,
-  defaults: readonly string[],
-  allowRoles: readonly string[] | undefined,
-): Response | undefined {
-  const role = claims.role;
-  if (typeof role !== 'string' || role === '') {
-    return edgeError(401, 'invalid_token', 'the access token carries no role claim', {
-      'www-authenticate': 'Bearer error="invalid_token"',
-    });
-  }
-  if (defaults.includes(role) || (Array.isArray(allowRoles) && allowRoles.includes(role))) {
-    return undefined;
-  }
-  return edgeError(403, 'insufficient_scope', "the access token's role may not use this endpoint", {
-    'www-authenticate': 'Bearer error="insufficient_scope"',
   });
 }
 

@@ -1,4 +1,5 @@
 import { isRlsKitError, type RlsKitErrorCode } from '../errors.js';
+import type { VerifiedClaims } from '../tokens/verified-claims.js';
 
 /**
  * The RFC 6750 / RFC 6749 error codes the Edge wrapper answers with, plus
@@ -125,4 +126,28 @@ export function describeFailure(err: unknown): string {
   const first = err.message.split('\n')[0] ?? '';
   const line = `${err.name}${typeof code === 'string' ? ` ${code}` : ''}: ${first}`;
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
+/**
+ * A verified token whose `role` cannot run queries here is refused before
+ * any connection is taken: 401 when it names no role at all, 403 when its
+ * role is outside the allowlist (e.g. `service_role` not opted in).
+ */
+export function refuseRole(
+  claims: VerifiedClaims,
+  defaults: readonly string[],
+  allowRoles: readonly string[] | undefined,
+): Response | undefined {
+  const role = claims.role;
+  if (typeof role !== 'string' || role === '') {
+    return edgeError(401, 'invalid_token', 'the access token carries no role claim', {
+      'www-authenticate': 'Bearer error="invalid_token"',
+    });
+  }
+  if (defaults.includes(role) || (Array.isArray(allowRoles) && allowRoles.includes(role))) {
+    return undefined;
+  }
+  return edgeError(403, 'insufficient_scope', "the access token's role may not use this endpoint", {
+    'www-authenticate': 'Bearer error="insufficient_scope"',
+  });
 }
