@@ -21,7 +21,7 @@ import {
   createRevocationRelay,
   decodeRedisEnvelope,
   encodeRedisEnvelope,
-  envelopeKey,
+  envelopeSigning,
   type RedisTransportOptions,
   type RevocationList,
   type RevocationListOptions,
@@ -546,7 +546,7 @@ describe('packaging', () => {
 
 describe('Redis envelope', () => {
   it('signs with the shared secret: a changed, added or null member, another key or channel, or a stale time fails', () => {
-    const signing = { key: envelopeKey(randomBytes(32), 'test')!, channel: 'rls_kit:a' };
+    const signing = envelopeSigning(randomBytes(32), 'rls_kit:a', 'test')!;
     const now = Date.now();
     const text = encodeRedisEnvelope(
       { stream: 'x1', seq: 4, payload: '{"t":"jti"}' },
@@ -577,7 +577,7 @@ describe('Redis envelope', () => {
     expect(
       verifyRedisEnvelope(JSON.stringify({ ...JSON.parse(beat), p: null }), signing, 1000, now),
     ).toBeUndefined();
-    const other = { key: envelopeKey(randomBytes(32), 'test')!, channel: 'rls_kit:a' };
+    const other = envelopeSigning(randomBytes(32), 'rls_kit:a', 'test')!;
     expect(verifyRedisEnvelope(text, other, 1000, now)).toBeUndefined();
     expect(
       verifyRedisEnvelope(text, { ...signing, channel: 'rls_kit:b' }, 1000, now),

@@ -9,7 +9,7 @@ import {
 import {
   decodeRedisEnvelope,
   encodeRedisEnvelope,
-  envelopeKey,
+  envelopeSigning,
   type RedisEnvelope,
   verifyRedisEnvelope,
 } from './redis-envelope.js';
@@ -98,8 +98,7 @@ export function createRedisTransport(options: RedisTransportOptions = {}): Revoc
   const relayTimeoutMs = options.relayTimeoutMs ?? 3000;
   if (!(relayTimeoutMs > 0)) throw new RlsKitError('ERR_CONFIG', 'relayTimeoutMs must be > 0');
   const connectTimeout = options.connectTimeoutMs ?? 2000;
-  const key = envelopeKey(options.secret, 'createRedisTransport');
-  const signing = key === undefined ? undefined : { key, channel };
+  const signing = envelopeSigning(options.secret, channel, 'createRedisTransport');
   let publisher: Promise<Redis> | undefined;
 
   const getPublisher = () => {

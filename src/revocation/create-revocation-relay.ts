@@ -9,7 +9,7 @@ import {
   newRedisClient,
   type RedisConnection,
 } from './redis-client.js';
-import { encodeRedisEnvelope, envelopeKey } from './redis-envelope.js';
+import { encodeRedisEnvelope, envelopeSigning } from './redis-envelope.js';
 import type { RevocationTransportConnection } from './transport.js';
 
 /**
@@ -100,8 +100,7 @@ export function createRevocationRelay(options: RevocationRelayOptions): Revocati
     throw new RlsKitError('ERR_CONFIG', 'createRevocationRelay needs url, pool or listenClient');
   }
   const channel = checkChannel(options.channel ?? DEFAULT_REDIS_CHANNEL);
-  const key = envelopeKey(options.secret, 'createRevocationRelay');
-  const signing = key === undefined ? undefined : { key, channel };
+  const signing = envelopeSigning(options.secret, channel, 'createRevocationRelay');
   /** Send times strictly increase (subscribers drop a stream's message that is not newer). */
   let lastSent = 0;
   const stamp = () => {

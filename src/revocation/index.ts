@@ -44,7 +44,7 @@ export {
   decodeRedisEnvelope,
   type EnvelopeSigning,
   encodeRedisEnvelope,
-  envelopeKey,
+  envelopeSigning,
   type RedisEnvelope,
   type SignedRedisEnvelope,
   verifyRedisEnvelope,

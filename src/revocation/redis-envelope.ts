@@ -31,18 +31,20 @@ import { parseJsonObject } from './parse-json-object.js';
 const MIN_SECRET_BYTES = 32;
 
 /**
- * The HMAC key of a shared secret, or undefined without one.
+ * What signing needs for a shared secret on a channel, or undefined without
+ * a secret.
  *
  * @throws RlsKitError `ERR_CONFIG` for a secret shorter than 32 bytes.
  * @example
  * ```ts
- * const key = envelopeKey(process.env.RLS_KIT_REDIS_SECRET, 'createRedisTransport');
+ * const signing = envelopeSigning(process.env.RLS_KIT_REDIS_SECRET, channel, 'createRedisTransport');
  * ```
  */
-export function envelopeKey(
+export function envelopeSigning(
   secret: string | Uint8Array | undefined,
+  channel: string,
   where: string,
-): Buffer | undefined {
+): EnvelopeSigning | undefined {
   if (secret === undefined) return undefined;
   const key = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
   if (key.length < MIN_SECRET_BYTES) {
@@ -51,7 +53,7 @@ export function envelopeKey(
       `${where}: secret must be at least ${MIN_SECRET_BYTES} bytes (e.g. openssl rand -base64 32), the same on every relay and node`,
     );
   }
-  return key;
+  return { key, channel };
 }
 
 /** What signing needs: the key, and the channel (so a message cannot be moved to another). */
