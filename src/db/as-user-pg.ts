@@ -1,6 +1,11 @@
 import type pg from 'pg';
 import { RlsKitError } from '../errors.js';
-import { PipelinedQuery, PipelineUnsupportedError } from './pipeline.js';
+import {
+  isPreparedStatementMismatch,
+  PipelinedQuery,
+  PipelineUnsupportedError,
+  preparedMismatchError,
+} from './pipeline.js';
 import {
   type AsUserOptions,
   type ClaimsSource,
@@ -134,7 +139,8 @@ async function begin(
   const statement = settingsStatement(pool, settings);
   let rowCount: number;
   try {
-    rowCount = (await beginWithSettings(client, statement)).rowCount ?? 0;
+    rowCount =
+      (await beginWithSettings(client, statement, settings.preparedStatements)).rowCount ?? 0;
   } catch (err) {
     throw settingsError(pool, settings, err);
   }
@@ -161,15 +167,29 @@ async function begin(
 async function beginWithSettings(
   client: pg.PoolClient,
   statement: SettingsStatement,
+  prepare: boolean,
 ): Promise<pg.QueryResult> {
-  const query = new PipelinedQuery([
-    { text: 'begin' },
-    { text: statement.sql, values: statement.parameters, rows: true },
-  ]);
-  try {
-    return await client.query(query);
-  } catch (err) {
-    if (!(err instanceof PipelineUnsupportedError)) throw err;
+  for (let attempt = 1; ; attempt++) {
+    const query = new PipelinedQuery([
+      { text: 'begin' },
+      {
+        text: statement.sql,
+        values: statement.parameters,
+        rows: true,
+        prepare: prepare && !statement.checksRole,
+      },
+    ]);
+    try {
+      return await client.query(query);
+    } catch (err) {
+      if (err instanceof PipelineUnsupportedError) break;
+      if (!isPreparedStatementMismatch(err)) throw err;
+      await query.ready;
+      query.recoverPrepared(err);
+      await client.query('rollback');
+      if (attempt === 1) continue;
+      throw preparedMismatchError(err);
+    }
   }
   await client.query('begin');
   return client.query(statement.sql, statement.parameters);

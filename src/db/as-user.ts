@@ -1,6 +1,11 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { RlsKitError } from '../errors.js';
-import { PipelinedQuery, PipelineUnsupportedError } from './pipeline.js';
+import {
+  isPreparedStatementMismatch,
+  PipelinedQuery,
+  PipelineUnsupportedError,
+  preparedMismatchError,
+} from './pipeline.js';
 import {
   type AsUserOptions,
   type ClaimsSource,
@@ -78,7 +83,7 @@ export async function asUser<DB, T>(
       let rowCount: number;
       try {
         rowCount = !UNPIPELINED.has(db)
-          ? await pipelinedBegin(trx, statement)
+          ? await pipelinedBegin(trx, statement, settings.preparedStatements)
           : await plainBegin(run, statement);
       } catch (err) {
         if (!(err instanceof PipelineFallback)) throw settingsError(db, settings, err);
@@ -128,20 +133,37 @@ class PipelineFallback extends Error {}
  * travels as a compiled query's `sql`: kysely's Postgres driver hands that
  * to pg's `client.query`, which runs it as a submittable.
  */
-async function pipelinedBegin<DB>(trx: Kysely<DB>, statement: SettingsStatement): Promise<number> {
-  const query = new PipelinedQuery([
-    { text: 'begin' },
-    { text: statement.sql, values: statement.parameters, rows: true },
-  ]);
-  let rows: readonly unknown[];
-  try {
-    rows = (await trx.executeQuery(CompiledQuery.raw(query as unknown as string))).rows;
-  } catch (err) {
-    if (!query.submitted || err instanceof PipelineUnsupportedError) throw new PipelineFallback();
-    throw err;
+async function pipelinedBegin<DB>(
+  trx: Kysely<DB>,
+  statement: SettingsStatement,
+  prepare: boolean,
+): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const query = new PipelinedQuery([
+      { text: 'begin' },
+      {
+        text: statement.sql,
+        values: statement.parameters,
+        rows: true,
+        // The checked form runs once a minute per role: not worth a statement per connection.
+        prepare: prepare && !statement.checksRole,
+      },
+    ]);
+    let rows: readonly unknown[];
+    try {
+      rows = (await trx.executeQuery(CompiledQuery.raw(query as unknown as string))).rows;
+    } catch (err) {
+      if (!query.submitted || err instanceof PipelineUnsupportedError) throw new PipelineFallback();
+      if (!isPreparedStatementMismatch(err)) throw err;
+      await query.ready;
+      query.recoverPrepared(err);
+      await trx.executeQuery(CompiledQuery.raw('rollback'));
+      if (attempt === 1) continue;
+      throw preparedMismatchError(err);
+    }
+    if (!query.submitted) throw new PipelineFallback();
+    return rows.length;
   }
-  if (!query.submitted) throw new PipelineFallback();
-  return rows.length;
 }
 
 async function plainBegin(

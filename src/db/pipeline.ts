@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import pg from 'pg';
+import { RlsKitError } from '../errors.js';
 
 /**
  * One statement of a {@link PipelinedQuery}. Values are bound as text
@@ -19,6 +21,67 @@ export interface PipelineStatement {
   anyValues?: boolean;
   /** True for the one statement whose rows (and row count) the query reports. */
   rows?: boolean;
+  /**
+   * Run it as a named prepared statement (see {@link preparedName}): parsed
+   * and planned once per connection, then only bound and executed.
+   */
+  prepare?: boolean;
+}
+
+/**
+ * Most statements the kit prepares on one connection. Beyond it, new texts
+ * run unnamed (parsed and planned each time), so an application that builds
+ * endless distinct SQL (say, `in (…)` lists of every length) cannot grow a
+ * connection's memory without bound.
+ * @internal
+ */
+export const MAX_PREPARED_PER_CONNECTION = 200;
+
+/** Prefix of the names of the kit's prepared statements. @internal */
+export const PREPARED_PREFIX = 'rls_kit_';
+
+const names = new Map<string, string>();
+/**
+ * The name the kit prepares `text` under: {@link PREPARED_PREFIX} and the
+ * first 32 hex digits of its SHA-256, so equal texts share one statement on a
+ * connection and different texts never collide in practice (a collision
+ * would be detected: the text is compared before reuse).
+ * @internal
+ */
+export function preparedName(text: string): string {
+  let name = names.get(text);
+  if (name === undefined) {
+    name = PREPARED_PREFIX + createHash('sha256').update(text).digest('hex').slice(0, 32);
+    if (names.size >= 4 * MAX_PREPARED_PER_CONNECTION) names.clear();
+    names.set(text, name);
+  }
+  return name;
+}
+
+/**
+ * The error for a prepared-statement mismatch that recurred right after the
+ * kit resynchronised: the session does not keep statements between round
+ * trips, as behind a transaction-mode pooler.
+ * @internal
+ */
+export function preparedMismatchError(err: unknown): RlsKitError {
+  const code = String((err as { code?: unknown }).code);
+  return new RlsKitError(
+    'ERR_DB_QUERY',
+    `the server lost or duplicated the kit's prepared statements twice in a row (SQLSTATE ${code}): behind a transaction-mode pooler (PgBouncer before 1.21, Supabase's pooler on port 6543)? pass preparedStatements: false (rls-kit start --no-prepared-statements) or connect directly or in session mode`,
+    { cause: err },
+  );
+}
+
+/**
+ * SQLSTATEs that mean the server's prepared statements are not what the
+ * client believes (26000 gone, 42P05 already there): someone ran `DEALLOCATE`
+ * or `DISCARD ALL`, or a transaction-mode pooler moved the session.
+ * @internal
+ */
+export function isPreparedStatementMismatch(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '26000' || code === '42P05';
 }
 
 /**
@@ -42,7 +105,13 @@ interface ProtocolConnection {
   execute(msg: { portal: string; rows: number }): void;
   sync(): void;
   stream?: { cork?: () => void; uncork?: () => void };
+  /** node-postgres's bookkeeping of named statements (text by name). */
+  parsedStatements?: Record<string, string>;
+  submittedNamedStatements?: Record<string, string>;
 }
+
+/** How many of a connection's parsed statements are the kit's (keyed on pg's map, which a reset replaces). */
+const preparedCount = new WeakMap<object, number>();
 
 /** The hooks of `pg.Query` a pipeline overrides (present since pg 7, used by pg-cursor too). */
 interface QueryHooks {
@@ -106,7 +175,15 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
    */
   readonly ready: Promise<void>;
   #readyResolve: (() => void) | undefined;
-  readonly #statements: readonly { text: string; values: unknown[]; rows: boolean }[];
+  readonly #statements: readonly {
+    text: string;
+    values: unknown[];
+    rows: boolean;
+    prepare: boolean;
+  }[];
+  /** The statements Parse was sent for, in order (name '' = unnamed). */
+  #parsed: { name: string; text: string }[] = [];
+  #parseCompletes = 0;
   readonly #text: string;
   readonly #reported: number;
   readonly #promise: Promise<pg.QueryResult>;
@@ -121,6 +198,7 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
       text: s.text,
       values: (s.values ?? []).map(s.anyValues ? pgValue : textValue),
       rows: s.rows === true,
+      prepare: s.prepare === true,
     }));
     const described = prepared.findIndex((s) => s.rows);
     const text = prepared.map((s) => s.text).join(';\n');
@@ -169,18 +247,35 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
       once(e: string, f: (m: { status?: string }) => void): void;
       removeListener(e: string, f: () => void): void;
     }>;
-    const ended = () => this.#readyResolve?.();
+    const parsed = () => {
+      this.#parseCompletes++;
+    };
+    const ended = () => {
+      events.removeListener?.('parseComplete', parsed);
+      this.#readyResolve?.();
+    };
+    (events as { on?: (e: string, f: () => void) => void }).on?.('parseComplete', parsed);
     events.once?.('end', ended);
     events.once?.('readyForQuery', (msg) => {
       this.status = msg.status;
       events.removeListener?.('end', ended);
+      events.removeListener?.('parseComplete', parsed);
+      this.#settleNames(conn);
       this.#readyResolve?.();
     });
     conn.stream?.cork?.();
     try {
       for (const s of this.#statements) {
-        conn.parse({ name: '', text: s.text, types: [] });
-        conn.bind({ portal: '', statement: '', values: s.values as (string | null)[] });
+        const name = s.prepare ? this.#nameFor(conn, s.text) : undefined;
+        if (name === undefined || name.parse) {
+          conn.parse({ name: name?.name ?? '', text: s.text, types: [] });
+          this.#parsed.push({ name: name?.name ?? '', text: s.text });
+        }
+        conn.bind({
+          portal: '',
+          statement: name?.name ?? '',
+          values: s.values as (string | null)[],
+        });
         if (s.rows) conn.describe({ type: 'P', name: '' });
         conn.execute({ portal: '', rows: 0 });
       }
@@ -189,6 +284,62 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
       conn.stream?.uncork?.();
     }
     return null;
+  }
+
+  /**
+   * The name to run `text` under on this connection, and whether it still
+   * needs its Parse; undefined (run it unnamed) where pg's bookkeeping is
+   * missing, the connection already holds {@link MAX_PREPARED_PER_CONNECTION}
+   * of the kit's statements, or the name stands for another text.
+   */
+  #nameFor(conn: ProtocolConnection, text: string): { name: string; parse: boolean } | undefined {
+    const parsed = conn.parsedStatements;
+    const submitted = conn.submittedNamedStatements;
+    if (parsed === undefined || submitted === undefined) return undefined;
+    const name = preparedName(text);
+    const known = parsed[name] ?? submitted[name];
+    if (known !== undefined) return known === text ? { name, parse: false } : undefined;
+    if ((preparedCount.get(parsed) ?? 0) >= MAX_PREPARED_PER_CONNECTION) return undefined;
+    submitted[name] = text;
+    return { name, parse: true };
+  }
+
+  /**
+   * Once the server answered: the Parses it completed (a prefix of those
+   * sent, since an error skips the rest) created their statements; the others
+   * did not.
+   */
+  #settleNames(conn: ProtocolConnection): void {
+    const parsed = conn.parsedStatements;
+    const submitted = conn.submittedNamedStatements;
+    if (parsed === undefined || submitted === undefined) return;
+    this.#parsed.forEach(({ name, text }, i) => {
+      if (name === '') return;
+      delete submitted[name];
+      if (i < this.#parseCompletes) adopt(parsed, name, text);
+    });
+  }
+
+  /**
+   * Brings the kit's bookkeeping of this query's connection in line with the
+   * server after a {@link isPreparedStatementMismatch} error, so that running
+   * the pipeline again succeeds: on 26000 (a statement is gone: `DEALLOCATE`,
+   * `DISCARD ALL`) every statement of the kit is forgotten and parsed afresh;
+   * on 42P05 (the server has one the client did not know of) the names this
+   * pipeline tried to create are taken as existing (a name is the hash of its
+   * text, so the server's statement is the same SQL).
+   */
+  recoverPrepared(err: unknown): void {
+    const conn = this.connection as Partial<ProtocolConnection> | undefined;
+    const parsed = conn?.parsedStatements;
+    if (parsed === undefined) return;
+    if ((err as { code?: unknown }).code === '42P05') {
+      for (const { name, text } of this.#parsed) if (name !== '') adopt(parsed, name, text);
+      return;
+    }
+    for (const name of Object.keys(parsed))
+      if (name.startsWith(PREPARED_PREFIX)) delete parsed[name];
+    preparedCount.delete(parsed);
   }
 
   /** Rows of the reported statement only: the others are not described, so pg could not parse theirs. */
@@ -212,6 +363,12 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
       );
     }
   }
+}
+
+function adopt(parsed: Record<string, string>, name: string, text: string): void {
+  if (parsed[name] === text) return;
+  parsed[name] = text;
+  preparedCount.set(parsed, (preparedCount.get(parsed) ?? 0) + 1);
 }
 
 const require = createRequire(import.meta.url);

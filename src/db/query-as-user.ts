@@ -7,7 +7,12 @@ import {
 } from 'kysely';
 import { RlsKitError } from '../errors.js';
 import { asUser } from './as-user.js';
-import { PipelinedQuery, PipelineUnsupportedError } from './pipeline.js';
+import {
+  isPreparedStatementMismatch,
+  PipelinedQuery,
+  PipelineUnsupportedError,
+  preparedMismatchError,
+} from './pipeline.js';
 import {
   type AsUserOptions,
   type ClaimsSource,
@@ -89,38 +94,47 @@ export async function queryAsUser<DB, R>(
   if (statement.checksRole || UNPIPELINED.has(db) || !BUILDER_KINDS.has(compiled.query.kind)) {
     return viaAsUser();
   }
+  const prepare = settings.preparedStatements;
   return db.connection().execute(async (conn) => {
-    const pipeline = new PipelinedQuery([
-      { text: statement.sql, values: statement.parameters },
-      { text: compiled.sql, values: compiled.parameters, anyValues: true, rows: true },
-    ]);
-    let result: QueryResult<R>;
-    try {
-      result = await conn.executeQuery<R>(CompiledQuery.raw(pipeline as unknown as string));
-      if (!pipeline.submitted) throw new PipelineUnsupportedError(); // a foreign driver ignored it
-    } catch (err) {
-      if (err instanceof PipelineUnsupportedError) {
-        UNPIPELINED.add(db);
-        return viaAsUser();
+    for (let attempt = 1; ; attempt++) {
+      const pipeline = new PipelinedQuery([
+        { text: statement.sql, values: statement.parameters, prepare },
+        { text: compiled.sql, values: compiled.parameters, anyValues: true, rows: true, prepare },
+      ]);
+      let result: QueryResult<R>;
+      try {
+        result = await conn.executeQuery<R>(CompiledQuery.raw(pipeline as unknown as string));
+        if (!pipeline.submitted) throw new PipelineUnsupportedError(); // a foreign driver ignored it
+      } catch (err) {
+        if (err instanceof PipelineUnsupportedError) {
+          UNPIPELINED.add(db);
+          return viaAsUser();
+        }
+        if (!pipeline.submitted) throw err; // e.g. a dead client: nothing was sent
+        await leaveClean(conn, pipeline);
+        if (prepare && isPreparedStatementMismatch(err)) {
+          // The implicit transaction failed whole: nothing ran, so running it again is safe.
+          pipeline.recoverPrepared(err);
+          if (attempt === 1) continue;
+          throw preparedMismatchError(err);
+        }
+        // No command completed: the settings failed, the query never ran.
+        if (pipeline.commands.length === 0) throw settingsError(db, settings, err);
+        throw err;
       }
-      if (!pipeline.submitted) throw err; // e.g. a dead client: nothing was sent
       await leaveClean(conn, pipeline);
-      // No command completed: the settings failed, the query never ran.
-      if (pipeline.commands.length === 0) throw settingsError(db, settings, err);
-      throw err;
+      const tag = pipeline.commands[1] ?? '';
+      if (pipeline.commands[0] !== 'SELECT 1' || !DATA_COMMANDS.test(tag)) {
+        // Whatever it was has run (and its effects are committed); the session it
+        // may have changed must not serve anyone else.
+        await resetSession(conn, pipeline);
+        throw new RlsKitError(
+          'ERR_USAGE',
+          `queryAsUser runs one SELECT, INSERT, UPDATE, DELETE or MERGE, not ${JSON.stringify(tag.split(' ')[0] ?? '')}: the session was reset (DISCARD ALL); run other statements inside asUser`,
+        );
+      }
+      return result;
     }
-    await leaveClean(conn, pipeline);
-    const tag = pipeline.commands[1] ?? '';
-    if (pipeline.commands[0] !== 'SELECT 1' || !DATA_COMMANDS.test(tag)) {
-      // Whatever it was has run (and its effects are committed); the session it
-      // may have changed must not serve anyone else.
-      await resetSession(conn, pipeline);
-      throw new RlsKitError(
-        'ERR_USAGE',
-        `queryAsUser runs one SELECT, INSERT, UPDATE, DELETE or MERGE, not ${JSON.stringify(tag.split(' ')[0] ?? '')}: the session was reset (DISCARD ALL); run other statements inside asUser`,
-      );
-    }
-    return result;
   });
 }
 

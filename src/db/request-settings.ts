@@ -85,6 +85,16 @@ export interface AsUserOptions {
   allowRoles?: readonly string[] | undefined;
   /** The HTTP request behind the queries, for `request.method` / `.path` / `.headers`. */
   request?: RequestContext | undefined;
+  /**
+   * Run the kit's settings statement, and `queryAsUser`'s query, as named
+   * prepared statements: parsed and planned once per pooled connection
+   * instead of on every request (row level security makes planning the
+   * larger part of a small query's cost). Default `true`, as PostgREST and
+   * Postgres.js do. Set `false` behind a pooler in transaction mode that
+   * does not carry prepared statements (PgBouncer before 1.21 without
+   * `max_prepared_statements`, Supabase's pooler on port 6543).
+   */
+  preparedStatements?: boolean | undefined;
 }
 
 /**
@@ -115,6 +125,8 @@ export interface RequestSettings {
   readonly bypassAllowed: boolean;
   /** `$1`..`$5` of the settings statements: role, claims, method, path, headers. */
   readonly values: readonly [string, string, string, string, string];
+  /** {@link AsUserOptions.preparedStatements}, default applied. */
+  readonly preparedStatements: boolean;
 }
 
 /** The SQL of one settings step and how to read its result. @internal */
@@ -263,6 +275,13 @@ export async function resolveRequestSettings(
 ): Promise<RequestSettings> {
   // Usage errors first: they are cheaper than running a verifier.
   const extra = validateAllowRoles(options?.allowRoles);
+  const prepared = options?.preparedStatements;
+  if (prepared !== undefined && typeof prepared !== 'boolean') {
+    throw new RlsKitError(
+      'ERR_USAGE',
+      `preparedStatements must be true or false, not ${typeof prepared}: leave it out for the default (true)`,
+    );
+  }
   const claims: unknown = typeof source === 'function' ? await source() : source;
   const { json, role } = serializeClaims(claims);
   checkRole(role, extra);
@@ -270,6 +289,7 @@ export async function resolveRequestSettings(
   return {
     role,
     bypassAllowed: !DEFAULT_ROLES.includes(role),
+    preparedStatements: prepared !== false,
     values: [
       role,
       json,

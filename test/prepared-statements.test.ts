@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asUser, asUserPg, queryAsUser } from '../src/db/index.js';
+import { MAX_PREPARED_PER_CONNECTION, PREPARED_PREFIX } from '../src/db/pipeline.js';
+import { RlsKitError } from '../src/errors.js';
+import type { ExampleDatabase } from '../src/server/example-database.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+
+/*
+ * Named prepared statements: the settings statement (asUser, asUserPg,
+ * queryAsUser) and queryAsUser's query are parsed and planned once per
+ * pooled connection; preparedStatements: false turns it off; the kit recovers
+ * when the server's statements are not what the client believes.
+ */
+
+let db: TestDatabase;
+let pool: pg.Pool;
+let kysely: Kysely<ExampleDatabase>;
+let member: { sub: string; org: string; role: string };
+
+const claims = () => ({
+  sub: member.sub,
+  role: 'authenticated',
+  org_id: member.org,
+  user_role: member.role,
+  iat: Math.floor(Date.now() / 1000) - 5,
+  exp: Math.floor(Date.now() / 1000) + 600,
+  jti: randomBytes(16).toString('base64url'),
+});
+
+beforeAll(async () => {
+  db = await createTestDatabase({ template: 'example' });
+  // One connection: every call shares it, so its prepared statements are observable.
+  pool = new pg.Pool({ connectionString: db.url, max: 1 });
+  kysely = new Kysely<ExampleDatabase>({ dialect: new PostgresDialect({ pool }) });
+  const { rows } = await pool.query<{ sub: string; org: string; role: string }>(
+    `select m.user_id::text as sub, m.org_id::text as org, m.role
+       from public.memberships m
+      where m.role = 'member' and exists (select from public.documents d where d.org_id = m.org_id)
+      order by m.org_id limit 1`,
+  );
+  member = rows[0]!;
+});
+
+afterAll(async () => {
+  await kysely?.destroy();
+  await db?.drop();
+});
+
+const listQuery = (on: Kysely<ExampleDatabase> = kysely) =>
+  on.selectFrom('documents').select(['id', 'org_id']).orderBy('created_at', 'desc').limit(50);
+
+/** The kit's statements on the (only) connection, as the server lists them. */
+async function kitStatements(): Promise<string[]> {
+  const { rows } = await pool.query<{ name: string }>(
+    'select name from pg_catalog.pg_prepared_statements where name like $1 order by name',
+    [`${PREPARED_PREFIX}%`],
+  );
+  return rows.map((r) => r.name);
+}
+
+async function forgetEverything(): Promise<void> {
+  await pool.query('deallocate all');
+  const client = await pool.connect();
+  const conn = (client as unknown as { connection: { parsedStatements: Record<string, string> } })
+    .connection;
+  conn.parsedStatements = {};
+  client.release();
+}
+
+describe('prepared statements', () => {
+  it('queryAsUser prepares the settings statement and its query once, then reuses them', async () => {
+    await forgetEverything();
+    // The first call for a role takes asUser's path (the role check); later ones the pipeline.
+    await queryAsUser(kysely, claims(), listQuery());
+    const first = await queryAsUser(kysely, claims(), listQuery());
+    expect(first.rows.length).toBeGreaterThan(0);
+    expect(first.rows.every((r) => r.org_id === member.org)).toBe(true);
+    const names = await kitStatements();
+    expect(names).toHaveLength(2); // the settings statement and the list query
+    const { rows: before } = await pool.query<{ name: string; calls: string }>(
+      `select name, generic_plans + custom_plans as calls from pg_catalog.pg_prepared_statements where name = any($1)`,
+      [names],
+    );
+    for (let i = 0; i < 5; i++) await queryAsUser(kysely, claims(), listQuery());
+    expect(await kitStatements()).toEqual(names); // reused, not re-created
+    const { rows: after } = await pool.query<{ name: string; calls: string }>(
+      `select name, generic_plans + custom_plans as calls from pg_catalog.pg_prepared_statements where name = any($1)`,
+      [names],
+    );
+    const calls = (rows: { name: string; calls: string }[]) =>
+      rows.reduce((n, r) => n + Number(r.calls), 0);
+    // Both statements ran 5 more times each, from the statements prepared before.
+    expect(calls(after) - calls(before)).toBe(10);
+  });
+
+  it('asUser and asUserPg prepare their settings statement', async () => {
+    await forgetEverything();
+    await asUser(kysely, claims(), (trx) => listQuery(trx).execute()); // the role check
+    await asUser(kysely, claims(), (trx) => trx.selectFrom('documents').select('id').execute());
+    expect(await kitStatements()).toHaveLength(1);
+    await forgetEverything();
+    await asUserPg(pool, claims(), (c) => c.query('select 1'));
+    await asUserPg(pool, claims(), (c) => c.query('select 1'));
+    expect(await kitStatements()).toHaveLength(1);
+  });
+
+  it('preparedStatements: false leaves nothing prepared', async () => {
+    await forgetEverything();
+    const off = { preparedStatements: false };
+    await queryAsUser(kysely, claims(), listQuery(), off);
+    const { rows } = await queryAsUser(kysely, claims(), listQuery(), off);
+    expect(rows.length).toBeGreaterThan(0);
+    await asUser(kysely, claims(), (trx) => listQuery(trx).execute(), off);
+    await asUserPg(pool, claims(), (c) => c.query('select 1'), off);
+    expect(await kitStatements()).toEqual([]);
+  });
+
+  it('recovers after the statements were deallocated behind its back (26000)', async () => {
+    await forgetEverything();
+    await queryAsUser(kysely, claims(), listQuery());
+    await queryAsUser(kysely, claims(), listQuery());
+    expect(await kitStatements()).toHaveLength(2);
+    // Code inside a callback (or an admin) drops every prepared statement of the session.
+    await asUser(kysely, claims(), (trx) => sql`deallocate all`.execute(trx));
+    expect(await kitStatements()).toEqual([]);
+    const { rows } = await queryAsUser(kysely, claims(), listQuery());
+    expect(rows.length).toBeGreaterThan(0);
+    expect(await kitStatements()).toHaveLength(2);
+    // asUser's settings statement too.
+    await asUser(kysely, claims(), (trx) => sql`deallocate all`.execute(trx));
+    const docs = await asUser(kysely, claims(), (trx) => listQuery(trx).execute());
+    expect(docs.length).toBeGreaterThan(0);
+  });
+
+  it('recovers when the server holds statements the client forgot (42P05)', async () => {
+    await forgetEverything();
+    await queryAsUser(kysely, claims(), listQuery());
+    await queryAsUser(kysely, claims(), listQuery());
+    const names = await kitStatements();
+    expect(names).toHaveLength(2);
+    // pg's bookkeeping lost, the server's statements still there.
+    const client = await pool.connect();
+    (
+      client as unknown as { connection: { parsedStatements: Record<string, string> } }
+    ).connection.parsedStatements = {};
+    client.release();
+    const { rows } = await queryAsUser(kysely, claims(), listQuery());
+    expect(rows.length).toBeGreaterThan(0);
+    expect(await kitStatements()).toEqual(names);
+    const again = await queryAsUser(kysely, claims(), listQuery());
+    expect(again.rows).toEqual(rows);
+  });
+
+  it(`prepares at most ${MAX_PREPARED_PER_CONNECTION} statements per connection; the rest run unnamed`, async () => {
+    await forgetEverything();
+    const distinct = (i: number) =>
+      kysely.selectFrom('documents').select((eb) => eb.val(i).as(`c${i}`));
+    for (let i = 0; i < MAX_PREPARED_PER_CONNECTION + 5; i++) {
+      const { rows } = await queryAsUser(kysely, claims(), distinct(i));
+      if (i === 0 || i === MAX_PREPARED_PER_CONNECTION + 4) expect(rows.length).toBeGreaterThan(0);
+    }
+    expect((await kitStatements()).length).toBe(MAX_PREPARED_PER_CONNECTION);
+    // Still correct past the cap.
+    const { rows } = await queryAsUser(kysely, claims(), listQuery());
+    expect(rows.every((r) => r.org_id === member.org)).toBe(true);
+  });
+
+  it('refuses a preparedStatements that is not a boolean, before touching the database', async () => {
+    const bad = { preparedStatements: 'yes' as unknown as boolean };
+    for (const call of [
+      () => queryAsUser(kysely, claims(), listQuery(), bad),
+      () => asUser(kysely, claims(), async () => 1, bad),
+      () => asUserPg(pool, claims(), async () => 1, bad),
+    ]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RlsKitError);
+      expect((err as RlsKitError).code).toBe('ERR_USAGE');
+      expect((err as Error).message).toMatch(/^preparedStatements must be true or false/);
+    }
+  });
+});
