@@ -149,6 +149,12 @@ export async function createTokenService(
   if (!/^\/[\x21-\x3a\x3c-\x7e]*$/.test(cookiePath)) {
     throw new RlsKitError('ERR_CONFIG', 'cookiePath must be a path starting with /');
   }
+  if (options.preparedStatements !== undefined && typeof options.preparedStatements !== 'boolean') {
+    throw new RlsKitError(
+      'ERR_CONFIG',
+      'preparedStatements must be true or false: leave it out for the default (true)',
+    );
+  }
   const gate = metricsGate(options.metricsAccess);
   const logger = options.logger ?? createServiceLogger();
   const home = kitHome(options.home);
@@ -277,6 +283,7 @@ export async function createTokenService(
       cookie: { path: cookiePath, insecure: loopback && issuer.startsWith('http:') },
       limiter: options.rateLimit === false ? undefined : createRateLimiter(options.rateLimit ?? {}),
       metricsGate: gate,
+      asUserOptions: { preparedStatements: options.preparedStatements ?? true },
       trustedProxies: new Set(
         (options.trustedProxies ?? []).map((a) => {
           const n = normalize(a);
@@ -491,6 +498,7 @@ function buildApp(
     {
       verifier: ctx.keys.verifier,
       db: ctx.db,
+      asUserOptions: ctx.asUserOptions,
       onError: (err, { status }) =>
         logger.warn({ what: 'api', status, code: errorCode(err) }, 'example API request failed'),
     },
@@ -503,7 +511,7 @@ function buildApp(
       onError: (err, { status }) =>
         logger.warn({ what: 'api', status, code: errorCode(err) }, 'example API request failed'),
     },
-    (request, { claims }) => documentsListHandler(request, claims, ctx.db),
+    (request, { claims }) => documentsListHandler(request, claims, ctx.db, ctx.asUserOptions),
   );
   app.on(['GET', 'HEAD'], '/api/documents', (c) => documentsList(c.req.raw));
   app.on(

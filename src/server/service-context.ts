@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import type { AsUserOptions } from '../db/request-settings.js';
 import { isRlsKitError, type RlsKitError } from '../errors.js';
 import type { RefreshedSession, RefreshTokens } from '../refresh/index.js';
 import type { RevocationList } from '../revocation/index.js';
@@ -40,6 +41,8 @@ export interface ServiceContext {
   readonly trustedProxies: ReadonlySet<string>;
   /** Who may read `/metrics`. */
   readonly metricsGate: MetricsGate;
+  /** Options of every query run as a token's user (`preparedStatements`). */
+  readonly asUserOptions: AsUserOptions;
 }
 
 /** True for failures that mean "the database (or the revocation state) is not reachable now". */

@@ -117,6 +117,13 @@ export interface TokenServiceOptions {
   drainTimeoutMs?: number;
   /** Connections in the service's Postgres pool (default 10). */
   poolSize?: number;
+  /**
+   * Run the example API's queries as the user through named prepared
+   * statements (planned once per pooled connection; see
+   * `AsUserOptions.preparedStatements`). Default `true`; `false` behind a
+   * pooler in transaction mode that does not carry them.
+   */
+  preparedStatements?: boolean;
 }
 
 /**

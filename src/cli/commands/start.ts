@@ -34,7 +34,8 @@ export const startCommand: Command = {
   usage:
     'rls-kit start [--port 8787] [--host 127.0.0.1] [--db-url URL] [--keys FILE] [--issuer URL]\n' +
     '              [--supabase-url URL] [--cors-origin ORIGIN]... [--trusted-proxy IP]...\n' +
-    '              [--metrics-token-env VAR | --metrics-public] [--no-demo] [--no-migrate]\n\n' +
+    '              [--metrics-token-env VAR | --metrics-public] [--no-demo] [--no-migrate]\n' +
+    '              [--no-prepared-statements]\n\n' +
     '  --port N             port (0: a free one); default 8787\n' +
     '  --host H             interface; default 127.0.0.1 (demo mode needs a loopback host)\n' +
     '  --db-url URL         Postgres (default DATABASE_URL, else the embedded one in .rls-kit/)\n' +
@@ -48,7 +49,9 @@ export const startCommand: Command = {
     '                       at least 32 characters); default: clients on this host only\n' +
     '  --metrics-public     /metrics for anyone\n' +
     '  --no-demo            no /demo/login and no seed even on the embedded database\n' +
-    '  --no-migrate         do not apply the kit and example migrations at start\n\n' +
+    '  --no-migrate         do not apply the kit and example migrations at start\n' +
+    '  --no-prepared-statements  plan every query anew (for a pooler in transaction mode that\n' +
+    '                       does not carry prepared statements, e.g. Supabase port 6543)\n\n' +
     'stdout: URLs and a curl tour; stderr: JSON log lines. Ctrl-C stops it gracefully.',
   async run(args, io) {
     const { values } = parseFlags(
@@ -66,6 +69,7 @@ export const startCommand: Command = {
         'metrics-public': { type: 'boolean' },
         'no-demo': { type: 'boolean' },
         'no-migrate': { type: 'boolean' },
+        'no-prepared-statements': { type: 'boolean' },
       },
       'start',
     );
@@ -101,6 +105,7 @@ export const startCommand: Command = {
       ...(values.issuer === undefined ? {} : { issuer: values.issuer }),
       ...(values['no-demo'] ? { demo: false } : {}),
       ...(values['no-migrate'] ? { migrate: false } : {}),
+      ...(values['no-prepared-statements'] ? { preparedStatements: false } : {}),
       ...(supabaseUrl === undefined
         ? {}
         : {
