@@ -2,28 +2,37 @@
  * `npm run bench -- rls`: what row level security costs on the example app.
  *
  * The same two queries — (q1) a page of the 50 newest documents of the user's
- * organization, (q2) `count(*)` of them — run eight ways, side by side:
- *   (a) as the token's user through the kit's API (`asUser`, kysely), under
- *       the example's policies, the revocation guard included;
+ * organization, (q2) `count(*)` of them — run eleven ways, side by side:
+ *   (a) as the token's user through the kit's one-statement API
+ *       (`queryAsUser`, kysely), under the example's policies, the revocation
+ *       guard included: the settings statement and the query travel together
+ *       before one Sync (one round trip, one implicit transaction), both as
+ *       named prepared statements (planned once per pooled connection);
  *   (b) as `postgres` (superuser, no RLS) with the equivalent hand-written
- *       `where org_id = $1`, in a transaction with the same claims
- *       `set_config` statement but no role switch, and in the same round
- *       trips as (a): BEGIN + claims together, the query, COMMIT. So (a)/(b)
- *       isolates what the role switch, the kit's checks and the policies
- *       cost — not a round trip one side saves;
- *   (c) as the user through the kit's API on a copy of the table whose
+ *       `where org_id = $1`, in the same shape: the same claims `set_config`
+ *       statement (no role switch) and the query before one Sync, both
+ *       prepared — the kit's pipelined query, which a hand-written version
+ *       would use as well. So (a)/(b) isolates what the role switch, the
+ *       kit's checks and the policies cost — not a round trip or a plan
+ *       one side saves;
+ *   (c) as the user through `queryAsUser` on a copy of the table whose
  *       policies are written the naive way (`auth.jwt() ->> 'org_id'` not
  *       wrapped in `select`).
  * References split the cost further: (d) `service_role` (BYPASSRLS) through
- * `asUser` with the hand-written WHERE — same API, same role switch, no
+ * `queryAsUser` with the hand-written WHERE — same API, same role switch, no
  * policies, so (a)/(d) is the policies alone and (d)/(b) the role switch plus
- * the API's checks; (e)/(f) are (a)/(d) on the plain-pg `asUserPg`; (g)/(h)
- * are (a)/(e) as a bench role that has the example's policies on the same
- * table but not the revocation guard (`rls_kit_token_active` applies to
- * `authenticated` only), so (a)/(g) and (e)/(h) are the guard's cost
- * (issue 4: ≤ 1.1). (i) is (g) plus a RESTRICTIVE policy calling a guard
- * that checks nothing (PL/pgSQL, SECURITY DEFINER, the same SET clauses), so
- * (i)/(g) is the guard's mechanism and (a)/(i) its lookup.
+ * the API's checks; (g) is (a) as a bench role that has the example's
+ * policies on the same table but not the revocation guard
+ * (`rls_kit_token_active` applies to `authenticated` only), so (a)/(g) is the
+ * guard's cost (issue 4: ≤ 1.1); (i) is (g) plus a RESTRICTIVE policy
+ * calling a guard that checks nothing (PL/pgSQL, SECURITY DEFINER, the same
+ * SET clauses), so (i)/(g) is the guard's mechanism and (a)/(i) its lookup.
+ * The transaction API, for callbacks of several statements: (j) is (a)
+ * through `asUser` (BEGIN + settings, the query unprepared as kysely sends
+ * it, the end-of-request check + COMMIT: three round trips) and (k) is (b)
+ * in the same three round trips, so (j)/(k) is the same comparison there;
+ * (e)/(f)/(h) are (a)/(d)/(g) on the plain-pg `asUserPg` (transaction,
+ * three round trips), so (e)/(f) is the policies and (e)/(h) the guard there.
  * Goal (issue 2, item 11), judged on this machine's PostgreSQL 15:
  * median (a)/(b) ≤ 1.2 for both queries.
  *
@@ -52,7 +61,14 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { asUser, asUserPg, describeUrl, openDatabase } from '../src/db/index.js';
+import {
+  type AsUserOptions,
+  asUser,
+  asUserPg,
+  describeUrl,
+  openDatabase,
+  queryAsUser,
+} from '../src/db/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { PipelinedQuery } from '../src/db/pipeline.js';
 import { prepareBenchDatabase } from './lib/bench-database.js';
@@ -79,20 +95,22 @@ const ITERATIONS = positiveInt('BENCH_RLS_ITERATIONS', 3000);
 const THROUGHPUT_SLOT_MS = 500;
 const THROUGHPUT_ROUNDS = 4;
 
-type VariantId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i';
+type VariantId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k';
 type QueryId = 'q1' | 'q2';
-const VARIANTS: readonly VariantId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
+const VARIANTS: readonly VariantId[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'];
 const QUERIES: readonly QueryId[] = ['q1', 'q2'];
 const VARIANT_LABELS: Record<VariantId, string> = {
-  a: '(a) user, example policies — asUser',
-  b: '(b) postgres, hand-written WHERE, claims only',
-  c: '(c) user, naive policies — asUser',
-  d: '(d) service_role (BYPASSRLS) + WHERE — asUser',
+  a: '(a) user, example policies — queryAsUser',
+  b: '(b) postgres, hand-written WHERE, claims only — same pipeline',
+  c: '(c) user, naive policies — queryAsUser',
+  d: '(d) service_role (BYPASSRLS) + WHERE — queryAsUser',
   e: '(e) user, example policies — asUserPg',
   f: '(f) service_role (BYPASSRLS) + WHERE — asUserPg',
-  g: '(g) user, example policies without the revocation guard — asUser',
+  g: '(g) user, example policies without the revocation guard — queryAsUser',
   h: '(h) user, example policies without the revocation guard — asUserPg',
-  i: '(i) user, example policies + a no-op guard (same InitPlan, SECURITY DEFINER call, per-row filter; no lookup) — asUser',
+  i: '(i) user, example policies + a no-op guard (same InitPlan, SECURITY DEFINER call, per-row filter; no lookup) — queryAsUser',
+  j: '(j) user, example policies — asUser (transaction: BEGIN + settings, the query, check + COMMIT)',
+  k: "(k) postgres, hand-written WHERE, claims only — in (j)'s round trips",
 };
 const QUERY_LABELS: Record<QueryId, string> = {
   q1: `q1 page of ${PAGE} newest`,
@@ -503,7 +521,7 @@ const CLAIMS_ONLY_SQL = `select pg_catalog.num_nonnulls(
 ) as applied`;
 
 /**
- * Variant (b)'s transaction, in the same round trips as asUser: BEGIN and
+ * Variant (k)'s transaction, in the same round trips as asUser: BEGIN and
  * the claims statement together (the kit's pipelined query, which a
  * hand-written version would use as well), `fn`, then COMMIT — as asUser,
  * minus the role switch, the role check and the end-of-request check.
@@ -517,7 +535,8 @@ async function asPostgres<T>(
   return db.connection().execute(async (trx) => {
     const begin = new PipelinedQuery([
       { text: 'begin' },
-      { text: CLAIMS_ONLY_SQL, values: [json, '', '', '{}'], rows: true },
+      // Prepared, as asUser prepares its settings statement.
+      { text: CLAIMS_ONLY_SQL, values: [json, '', '', '{}'], rows: true, prepare: true },
     ]);
     let value: T;
     try {
@@ -530,6 +549,37 @@ async function asPostgres<T>(
     }
     await trx.executeQuery(CompiledQuery.raw('commit'));
     return value;
+  });
+}
+
+/**
+ * Variant (b): the claims statement and the query before one Sync, both
+ * prepared — (a)'s `queryAsUser` shape, minus the role switch and the kit's
+ * checks. One implicit transaction, so the transaction-local claims end with
+ * it.
+ */
+async function asPostgresOne<R>(
+  db: Kysely<BenchDb>,
+  claims: Claims,
+  compiled: CompiledQuery<R>,
+): Promise<{ rows: R[] }> {
+  const json = JSON.stringify(claims);
+  return db.connection().execute(async (conn) => {
+    const pipeline = new PipelinedQuery([
+      { text: CLAIMS_ONLY_SQL, values: [json, '', '', '{}'], prepare: true },
+      {
+        text: compiled.sql,
+        values: compiled.parameters,
+        anyValues: true,
+        rows: true,
+        prepare: true,
+      },
+    ]);
+    const result = await conn.executeQuery<R>(CompiledQuery.raw(pipeline as unknown as string));
+    if (!pipeline.submitted || pipeline.commands.length !== 2) {
+      throw new Error('the claims + query pipeline did not run both statements');
+    }
+    return result;
   });
 }
 
@@ -598,8 +648,35 @@ function compiledSql(db: Kysely<BenchDb>) {
 
 function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<QueryId, Runner>> {
   const text = compiledSql(db);
+  const page = async (claims: Claims, schema: 'public' | 'naive', options?: AsUserOptions) =>
+    pageOutcome((await queryAsUser(db, claims, pageQuery(db, schema), options)).rows);
+  const count = async (claims: Claims, schema: 'public' | 'naive', options?: AsUserOptions) =>
+    countOutcome((await queryAsUser(db, claims, countQuery(db, schema), options)).rows[0]);
   return {
-    a: {
+    a: { q1: (p) => page(p.claims, 'public'), q2: (p) => count(p.claims, 'public') },
+    b: {
+      q1: async (p) =>
+        pageOutcome(
+          (await asPostgresOne(db, p.claims, pageQuery(db, 'public', p.orgId).compile())).rows,
+        ),
+      q2: async (p) =>
+        countOutcome(
+          (await asPostgresOne(db, p.claims, countQuery(db, 'public', p.orgId).compile())).rows[0],
+        ),
+    },
+    c: { q1: (p) => page(p.claims, 'naive'), q2: (p) => count(p.claims, 'naive') },
+    d: {
+      q1: async (p) =>
+        pageOutcome(
+          (await queryAsUser(db, p.serviceClaims, pageQuery(db, 'public', p.orgId), SERVICE)).rows,
+        ),
+      q2: async (p) =>
+        countOutcome(
+          (await queryAsUser(db, p.serviceClaims, countQuery(db, 'public', p.orgId), SERVICE))
+            .rows[0],
+        ),
+    },
+    j: {
       q1: (p) =>
         asUser(db, p.claims, async (trx) => pageOutcome(await pageQuery(trx, 'public').execute())),
       q2: (p) =>
@@ -607,7 +684,7 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
           countOutcome(await countQuery(trx, 'public').executeTakeFirst()),
         ),
     },
-    b: {
+    k: {
       q1: (p) =>
         asPostgres(db, p.claims, async (trx) =>
           pageOutcome(await pageQuery(trx, 'public', p.orgId).execute()),
@@ -615,30 +692,6 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
       q2: (p) =>
         asPostgres(db, p.claims, async (trx) =>
           countOutcome(await countQuery(trx, 'public', p.orgId).executeTakeFirst()),
-        ),
-    },
-    c: {
-      q1: (p) =>
-        asUser(db, p.claims, async (trx) => pageOutcome(await pageQuery(trx, 'naive').execute())),
-      q2: (p) =>
-        asUser(db, p.claims, async (trx) =>
-          countOutcome(await countQuery(trx, 'naive').executeTakeFirst()),
-        ),
-    },
-    d: {
-      q1: (p) =>
-        asUser(
-          db,
-          p.serviceClaims,
-          async (trx) => pageOutcome(await pageQuery(trx, 'public', p.orgId).execute()),
-          SERVICE,
-        ),
-      q2: (p) =>
-        asUser(
-          db,
-          p.serviceClaims,
-          async (trx) => countOutcome(await countQuery(trx, 'public', p.orgId).executeTakeFirst()),
-          SERVICE,
         ),
     },
     e: {
@@ -652,20 +705,8 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
         ),
     },
     g: {
-      q1: (p) =>
-        asUser(
-          db,
-          p.unguardedClaims,
-          async (trx) => pageOutcome(await pageQuery(trx, 'public').execute()),
-          UNGUARDED,
-        ),
-      q2: (p) =>
-        asUser(
-          db,
-          p.unguardedClaims,
-          async (trx) => countOutcome(await countQuery(trx, 'public').executeTakeFirst()),
-          UNGUARDED,
-        ),
+      q1: (p) => page(p.unguardedClaims, 'public', UNGUARDED),
+      q2: (p) => count(p.unguardedClaims, 'public', UNGUARDED),
     },
     h: {
       q1: (p) =>
@@ -684,20 +725,8 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
         ),
     },
     i: {
-      q1: (p) =>
-        asUser(
-          db,
-          p.noopGuardClaims,
-          async (trx) => pageOutcome(await pageQuery(trx, 'public').execute()),
-          NOOP_GUARDED,
-        ),
-      q2: (p) =>
-        asUser(
-          db,
-          p.noopGuardClaims,
-          async (trx) => countOutcome(await countQuery(trx, 'public').executeTakeFirst()),
-          NOOP_GUARDED,
-        ),
+      q1: (p) => page(p.noopGuardClaims, 'public', NOOP_GUARDED),
+      q2: (p) => count(p.noopGuardClaims, 'public', NOOP_GUARDED),
     },
     f: {
       q1: (p) =>
@@ -858,6 +887,8 @@ function perVariant<T>(make: (v: VariantId, q: QueryId) => T): PerVariant<T> {
     g: row('g'),
     h: row('h'),
     i: row('i'),
+    j: row('j'),
+    k: row('k'),
   };
 }
 
@@ -966,6 +997,8 @@ interface Ratios {
   iOverG: number;
   /** Concurrent throughput of (b) over (a): the goal's ratio under load. */
   aOverBConcurrent: number;
+  /** (a)/(b) through the transaction API (asUser, three round trips). */
+  jOverK: number;
 }
 
 function ratiosOf(results: PerVariant<VariantResult>, q: QueryId): Ratios {
@@ -986,6 +1019,7 @@ function ratiosOf(results: PerVariant<VariantResult>, q: QueryId): Ratios {
     aOverI: ratio(r('a').medianUs, r('i').medianUs),
     iOverG: ratio(r('i').medianUs, r('g').medianUs),
     aOverBConcurrent: ratio(r('b').concurrentOpsPerSec, r('a').concurrentOpsPerSec),
+    jOverK: ratio(r('j').medianUs, r('k').medianUs),
   };
 }
 
@@ -1182,7 +1216,7 @@ function markdown(
   for (const q of QUERIES) {
     const r = ratios[q];
     lines.push(
-      `- ${QUERY_LABELS[q]}: **(a)/(b) = ${r.aOverB}** (p95 ${r.aOverBP95}, 4 callers ${r.aOverBConcurrent}); asUserPg (e)/(b) = ${r.eOverB}; **revocation guard (a)/(g) = ${r.aOverG}** (its mechanism (i)/(g) = ${r.iOverG}, its lookup (a)/(i) = ${r.aOverI}), asUserPg (e)/(h) = ${r.eOverH}; (c)/(b) = ${r.cOverB} (p95 ${r.cOverBP95}); policies + guard (a)/(d) = ${r.aOverD}, asUserPg (e)/(f) = ${r.eOverF}; role switch + API checks (d)/(b) = ${r.dOverB}`,
+      `- ${QUERY_LABELS[q]}: **(a)/(b) = ${r.aOverB}** (p95 ${r.aOverBP95}, 4 callers ${r.aOverBConcurrent}); asUserPg (e)/(b) = ${r.eOverB}; **revocation guard (a)/(g) = ${r.aOverG}** (its mechanism (i)/(g) = ${r.iOverG}, its lookup (a)/(i) = ${r.aOverI}), asUserPg (e)/(h) = ${r.eOverH}; (c)/(b) = ${r.cOverB} (p95 ${r.cOverBP95}); policies + guard (a)/(d) = ${r.aOverD}, asUserPg (e)/(f) = ${r.eOverF}; role switch + API checks (d)/(b) = ${r.dOverB}; through asUser's transaction (j)/(k) = ${r.jOverK}`,
     );
   }
   lines.push(`- goal (a)/(b) ≤ ${GOAL_RATIO} on medians: **${met ? 'met' : 'NOT met'}**`);
