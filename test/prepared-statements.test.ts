@@ -1,11 +1,17 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, asUserPg, queryAsUser } from '../src/db/index.js';
 import { MAX_PREPARED_PER_CONNECTION, PREPARED_PREFIX } from '../src/db/pipeline.js';
 import { RlsKitError } from '../src/errors.js';
+import { createKeyring, generateKey, writeKeyringFile } from '../src/keys/index.js';
+import { createTokenService } from '../src/server/create-token-service.js';
 import type { ExampleDatabase } from '../src/server/example-database.js';
+import { createMinter, exampleClaimSchema } from '../src/tokens/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 /*
@@ -180,5 +186,69 @@ describe('prepared statements', () => {
       expect((err as RlsKitError).code).toBe('ERR_USAGE');
       expect((err as Error).message).toMatch(/^preparedStatements must be true or false/);
     }
+  });
+});
+
+describe('the token service', () => {
+  const ISSUER = 'https://prepared.rls-kit.test';
+
+  async function listWith(preparedStatements: boolean | undefined): Promise<string[]> {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rls-kit-prepared-'));
+    const keysFile = path.join(dir, 'keys.json');
+    const keyring = createKeyring([await generateKey()]);
+    await writeKeyringFile(keysFile, keyring);
+    const service = await createTokenService({
+      databaseUrl: db.url,
+      keysFile,
+      demo: false,
+      migrate: false,
+      issuer: ISSUER,
+      rateLimit: false,
+      keyRotation: false,
+      poolSize: 1, // one connection: its prepared statements are the service's
+      ...(preparedStatements === undefined ? {} : { preparedStatements }),
+    });
+    try {
+      const minter = await createMinter({
+        keyring,
+        issuer: ISSUER,
+        audience: 'authenticated',
+        claimSchema: exampleClaimSchema,
+      });
+      const token = await minter.mint({
+        sub: member.sub,
+        claims: { org_id: member.org, user_role: 'member' },
+      });
+      for (let i = 0; i < 3; i++) {
+        const res = await service.fetch(
+          new Request(`${ISSUER}/api/documents`, { headers: { authorization: `Bearer ${token}` } }),
+        );
+        expect(res.status).toBe(200);
+        expect(((await res.json()) as unknown[]).length).toBeGreaterThan(0);
+      }
+      const { rows } = await service.pool.query<{ name: string }>(
+        'select name from pg_catalog.pg_prepared_statements where name like $1',
+        [`${PREPARED_PREFIX}%`],
+      );
+      return rows.map((r) => r.name);
+    } finally {
+      await service.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('prepares the list by default and not with preparedStatements: false', async () => {
+    expect(await listWith(undefined)).toHaveLength(2);
+    expect(await listWith(false)).toEqual([]);
+  });
+
+  it('refuses a preparedStatements that is not a boolean with ERR_CONFIG', async () => {
+    const err = await createTokenService({
+      databaseUrl: db.url,
+      preparedStatements: 'no' as unknown as boolean,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RlsKitError);
+    expect((err as RlsKitError).code).toBe('ERR_CONFIG');
+    expect((err as Error).message).toMatch(/^preparedStatements must be true or false/);
   });
 });
