@@ -160,6 +160,58 @@ describe('prepared statements', () => {
     expect(again.rows).toEqual(rows);
   });
 
+  it('recovers for a query it never prepared after the client lost its bookkeeping', async () => {
+    await forgetEverything();
+    await queryAsUser(kysely, claims(), listQuery());
+    await queryAsUser(kysely, claims(), listQuery());
+    const client = await pool.connect();
+    (
+      client as unknown as { connection: { parsedStatements: Record<string, string> } }
+    ).connection.parsedStatements = {};
+    client.release();
+    // A new query: its Parse succeeds or not depending on what the client thinks exists.
+    const fresh = kysely.selectFrom('documents').select(['id', 'title']).limit(3);
+    const first = await queryAsUser(kysely, claims(), fresh);
+    const second = await queryAsUser(kysely, claims(), fresh);
+    expect(first.rows.length).toBeGreaterThan(0);
+    expect(second.rows).toEqual(first.rows);
+    expect(await kitStatements()).toHaveLength(3);
+  });
+
+  it("passes the caller's own 26000 and 42P05 through unchanged, run once", async () => {
+    await forgetEverything();
+    await pool.query(`
+      create sequence if not exists public.ps_calls;
+      grant usage on sequence public.ps_calls to authenticated;
+      create or replace function public.ps_raise(code text) returns boolean
+      language plpgsql volatile set search_path = '' as $$
+      begin
+        perform pg_catalog.nextval('public.ps_calls');
+        raise exception using errcode = code, message = 'prepared statement "mine" says ' || code;
+      end $$;
+      grant execute on function public.ps_raise(text) to authenticated;`);
+    await queryAsUser(kysely, claims(), listQuery()); // the role check
+    const CALLS = 'select case when is_called then last_value else 0 end as n from public.ps_calls';
+    for (const code of ['26000', '42P05']) {
+      const before = Number((await pool.query(CALLS)).rows[0].n);
+      const err = await queryAsUser(
+        kysely,
+        claims(),
+        kysely
+          .selectFrom('documents')
+          .select(sql<boolean>`public.ps_raise(${code})`.as('x'))
+          .limit(1),
+      ).catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toBe(code);
+      expect((err as Error).message).toBe(`prepared statement "mine" says ${code}`);
+      const after = Number((await pool.query(CALLS)).rows[0].n);
+      expect(after - before).toBe(1);
+    }
+    // The kit's own statements are still known and used.
+    const { rows } = await queryAsUser(kysely, claims(), listQuery());
+    expect(rows.length).toBeGreaterThan(0);
+  });
+
   it(`prepares at most ${MAX_PREPARED_PER_CONNECTION} statements per connection; the rest run unnamed`, async () => {
     await forgetEverything();
     const distinct = (i: number) =>

@@ -1,10 +1,11 @@
 import type pg from 'pg';
 import { RlsKitError } from '../errors.js';
 import {
-  isPreparedStatementMismatch,
+  mayPrepare,
   PipelinedQuery,
   PipelineUnsupportedError,
-  preparedMismatchError,
+  PREPARED_STATE_SQL,
+  stopPreparing,
 } from './pipeline.js';
 import {
   type AsUserOptions,
@@ -140,7 +141,7 @@ async function begin(
   let rowCount: number;
   try {
     rowCount =
-      (await beginWithSettings(client, statement, settings.preparedStatements)).rowCount ?? 0;
+      (await beginWithSettings(pool, client, statement, settings.preparedStatements)).rowCount ?? 0;
   } catch (err) {
     throw settingsError(pool, settings, err);
   }
@@ -165,10 +166,12 @@ async function begin(
  * round trips; the status check in {@link begin} guards both paths.
  */
 async function beginWithSettings(
+  pool: pg.Pool,
   client: pg.PoolClient,
   statement: SettingsStatement,
-  prepare: boolean,
+  preparedStatements: boolean,
 ): Promise<pg.QueryResult> {
+  let prepare = preparedStatements && mayPrepare(pool);
   for (let attempt = 1; ; attempt++) {
     const query = new PipelinedQuery([
       { text: 'begin' },
@@ -183,12 +186,17 @@ async function beginWithSettings(
       return await client.query(query);
     } catch (err) {
       if (err instanceof PipelineUnsupportedError) break;
-      if (!isPreparedStatementMismatch(err)) throw err;
+      if (!prepare || !query.isOwnMismatch(err)) throw err;
+      // As in asUser: relearn the server's statements, begin again.
       await query.ready;
-      query.recoverPrepared(err);
       await client.query('rollback');
-      if (attempt === 1) continue;
-      throw preparedMismatchError(err);
+      query.resyncPrepared(
+        (await client.query<{ name: string; statement: string }>(PREPARED_STATE_SQL)).rows,
+      );
+      if (attempt > 1) {
+        stopPreparing(pool);
+        prepare = false;
+      }
     }
   }
   await client.query('begin');

@@ -1,10 +1,11 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { RlsKitError } from '../errors.js';
 import {
-  isPreparedStatementMismatch,
+  mayPrepare,
   PipelinedQuery,
   PipelineUnsupportedError,
-  preparedMismatchError,
+  PREPARED_STATE_SQL,
+  stopPreparing,
 } from './pipeline.js';
 import {
   type AsUserOptions,
@@ -83,7 +84,7 @@ export async function asUser<DB, T>(
       let rowCount: number;
       try {
         rowCount = !UNPIPELINED.has(db)
-          ? await pipelinedBegin(trx, statement, settings.preparedStatements)
+          ? await pipelinedBegin(db, trx, statement, settings.preparedStatements)
           : await plainBegin(run, statement);
       } catch (err) {
         if (!(err instanceof PipelineFallback)) throw settingsError(db, settings, err);
@@ -134,10 +135,12 @@ class PipelineFallback extends Error {}
  * to pg's `client.query`, which runs it as a submittable.
  */
 async function pipelinedBegin<DB>(
+  db: Kysely<DB>,
   trx: Kysely<DB>,
   statement: SettingsStatement,
-  prepare: boolean,
+  preparedStatements: boolean,
 ): Promise<number> {
+  let prepare = preparedStatements && mayPrepare(db);
   for (let attempt = 1; ; attempt++) {
     const query = new PipelinedQuery([
       { text: 'begin' },
@@ -154,12 +157,20 @@ async function pipelinedBegin<DB>(
       rows = (await trx.executeQuery(CompiledQuery.raw(query as unknown as string))).rows;
     } catch (err) {
       if (!query.submitted || err instanceof PipelineUnsupportedError) throw new PipelineFallback();
-      if (!isPreparedStatementMismatch(err)) throw err;
+      if (!prepare || !query.isOwnMismatch(err)) throw err;
+      // The settings statement was missing or taken: relearn what the server
+      // holds and begin again (stop preparing on this db if even that fails).
       await query.ready;
-      query.recoverPrepared(err);
       await trx.executeQuery(CompiledQuery.raw('rollback'));
-      if (attempt === 1) continue;
-      throw preparedMismatchError(err);
+      const state = await trx.executeQuery<{ name: string; statement: string }>(
+        CompiledQuery.raw(PREPARED_STATE_SQL),
+      );
+      query.resyncPrepared(state.rows);
+      if (attempt > 1) {
+        stopPreparing(db);
+        prepare = false;
+      }
+      continue;
     }
     if (!query.submitted) throw new PipelineFallback();
     return rows.length;

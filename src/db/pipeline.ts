@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import pg from 'pg';
-import { RlsKitError } from '../errors.js';
 
 /**
  * One statement of a {@link PipelinedQuery}. Values are bound as text
@@ -59,18 +58,28 @@ export function preparedName(text: string): string {
 }
 
 /**
- * The error for a prepared-statement mismatch that recurred right after the
- * kit resynchronised: the session does not keep statements between round
- * trips, as behind a transaction-mode pooler.
+ * The kit's statements the server holds on this session, for
+ * {@link PipelinedQuery.resyncPrepared} after a mismatch.
  * @internal
  */
-export function preparedMismatchError(err: unknown): RlsKitError {
-  const code = String((err as { code?: unknown }).code);
-  return new RlsKitError(
-    'ERR_DB_QUERY',
-    `the server lost or duplicated the kit's prepared statements twice in a row (SQLSTATE ${code}): behind a transaction-mode pooler (PgBouncer before 1.21, Supabase's pooler on port 6543)? pass preparedStatements: false (rls-kit start --no-prepared-statements) or connect directly or in session mode`,
-    { cause: err },
-  );
+export const PREPARED_STATE_SQL = `select name, statement from pg_catalog.pg_prepared_statements where name like '${PREPARED_PREFIX.replaceAll('_', '\\_')}%'`;
+
+/**
+ * Pools (or Kysely instances) on which the kit's prepared statements did not
+ * survive even right after a resynchronisation — a pooler in transaction
+ * mode moves the session between server connections — so the kit stops
+ * preparing there (correct, only slower).
+ */
+const unprepared = new WeakSet<object>();
+
+/** Whether the kit may prepare statements on `owner` (see {@link stopPreparing}). @internal */
+export function mayPrepare(owner: object): boolean {
+  return !unprepared.has(owner);
+}
+
+/** Stops preparing on `owner` for good (its session does not keep prepared statements). @internal */
+export function stopPreparing(owner: object): void {
+  unprepared.add(owner);
 }
 
 /**
@@ -183,6 +192,8 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
   }[];
   /** The statements Parse was sent for, in order (name '' = unnamed). */
   #parsed: { name: string; text: string }[] = [];
+  /** Every prepared name this pipeline parsed or bound. */
+  #used: string[] = [];
   #parseCompletes = 0;
   readonly #text: string;
   readonly #reported: number;
@@ -267,6 +278,7 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
     try {
       for (const s of this.#statements) {
         const name = s.prepare ? this.#nameFor(conn, s.text) : undefined;
+        if (name !== undefined) this.#used.push(name.name);
         if (name === undefined || name.parse) {
           conn.parse({ name: name?.name ?? '', text: s.text, types: [] });
           this.#parsed.push({ name: name?.name ?? '', text: s.text });
@@ -321,25 +333,36 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
   }
 
   /**
-   * Brings the kit's bookkeeping of this query's connection in line with the
-   * server after a {@link isPreparedStatementMismatch} error, so that running
-   * the pipeline again succeeds: on 26000 (a statement is gone: `DEALLOCATE`,
-   * `DISCARD ALL`) every statement of the kit is forgotten and parsed afresh;
-   * on 42P05 (the server has one the client did not know of) the names this
-   * pipeline tried to create are taken as existing (a name is the hash of its
-   * text, so the server's statement is the same SQL).
+   * Whether `err` says the server's prepared statements are not what this
+   * pipeline believed — SQLSTATE 26000 (gone: `DEALLOCATE`, `DISCARD ALL`)
+   * or 42P05 (already there) naming one of the kit's statements this
+   * pipeline used. The same codes raised by the caller's own SQL are not
+   * (they reach the caller unchanged, never retried).
    */
-  recoverPrepared(err: unknown): void {
+  isOwnMismatch(err: unknown): boolean {
+    if (!isPreparedStatementMismatch(err)) return false;
+    const message = err instanceof Error ? err.message : String(err);
+    return this.#used.some((name) => message.includes(`"${name}"`));
+  }
+
+  /**
+   * Rebuilds the kit's bookkeeping of this query's connection from what the
+   * server holds (`rows` of {@link PREPARED_STATE_SQL}) after
+   * {@link isOwnMismatch}: the kit's names are forgotten, then every server
+   * statement is recorded with the server's text — so a statement of
+   * another text under a kit name is never bound as the kit's (the name
+   * then runs unnamed).
+   */
+  resyncPrepared(rows: readonly { name: string; statement: string }[]): void {
     const conn = this.connection as Partial<ProtocolConnection> | undefined;
     const parsed = conn?.parsedStatements;
-    if (parsed === undefined) return;
-    if ((err as { code?: unknown }).code === '42P05') {
-      for (const { name, text } of this.#parsed) if (name !== '') adopt(parsed, name, text);
-      return;
+    const submitted = conn?.submittedNamedStatements;
+    if (parsed === undefined || submitted === undefined) return;
+    for (const map of [parsed, submitted]) {
+      for (const name of Object.keys(map)) if (name.startsWith(PREPARED_PREFIX)) delete map[name];
     }
-    for (const name of Object.keys(parsed))
-      if (name.startsWith(PREPARED_PREFIX)) delete parsed[name];
     preparedCount.delete(parsed);
+    for (const { name, statement } of rows) adopt(parsed, name, statement);
   }
 
   /** Rows of the reported statement only: the others are not described, so pg could not parse theirs. */

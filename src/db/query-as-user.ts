@@ -8,10 +8,11 @@ import {
 import { RlsKitError } from '../errors.js';
 import { asUser } from './as-user.js';
 import {
-  isPreparedStatementMismatch,
+  mayPrepare,
   PipelinedQuery,
   PipelineUnsupportedError,
-  preparedMismatchError,
+  PREPARED_STATE_SQL,
+  stopPreparing,
 } from './pipeline.js';
 import {
   type AsUserOptions,
@@ -94,7 +95,7 @@ export async function queryAsUser<DB, R>(
   if (statement.checksRole || UNPIPELINED.has(db) || !BUILDER_KINDS.has(compiled.query.kind)) {
     return viaAsUser();
   }
-  const prepare = settings.preparedStatements;
+  let prepare = settings.preparedStatements && mayPrepare(db);
   return db.connection().execute(async (conn) => {
     for (let attempt = 1; ; attempt++) {
       const pipeline = new PipelinedQuery([
@@ -112,11 +113,20 @@ export async function queryAsUser<DB, R>(
         }
         if (!pipeline.submitted) throw err; // e.g. a dead client: nothing was sent
         await leaveClean(conn, pipeline);
-        if (prepare && isPreparedStatementMismatch(err)) {
-          // The implicit transaction failed whole: nothing ran, so running it again is safe.
-          pipeline.recoverPrepared(err);
-          if (attempt === 1) continue;
-          throw preparedMismatchError(err);
+        if (prepare && pipeline.isOwnMismatch(err)) {
+          // The kit's statement was missing or taken: the implicit transaction
+          // failed whole (nothing committed), so running it again is safe.
+          // Relearn what the server holds; if that does not stick either (a
+          // pooler in transaction mode), stop preparing on this db.
+          const state = await conn.executeQuery<{ name: string; statement: string }>(
+            CompiledQuery.raw(PREPARED_STATE_SQL),
+          );
+          pipeline.resyncPrepared(state.rows);
+          if (attempt > 1) {
+            stopPreparing(db);
+            prepare = false;
+          }
+          continue;
         }
         // No command completed: the settings failed, the query never ran.
         if (pipeline.commands.length === 0) throw settingsError(db, settings, err);
