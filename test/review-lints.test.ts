@@ -125,6 +125,37 @@ describe('lint details', () => {
     });
   });
 
+  it('immutable-reads-request: an IMMUTABLE plpgsql policy helper reading the claims is an error, STABLE is not', async () => {
+    // The helper lives outside the reviewed schema: only the policy reaches it.
+    await client.query(`
+      create schema imm_helpers;
+      create function imm_helpers.org_id() returns uuid language plpgsql immutable
+        set search_path = ''
+        as $$ begin
+          return (current_setting('request.jwt.claims', true)::jsonb ->> 'org_id')::uuid;
+        end $$;
+      create schema imm_reads;
+      create table imm_reads.docs (id uuid primary key, org_id uuid not null);
+      alter table imm_reads.docs enable row level security;
+      create policy docs_select on imm_reads.docs for select to authenticated
+        using (org_id = (select imm_helpers.org_id()));`);
+    const review = () => reviewDatabase({ url: db.url, schemas: ['imm_reads'], matrix: false });
+    const fired = (await review()).findings.filter((f) => f.lint === 'immutable-reads-request');
+    expect(fired).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        objectType: 'function',
+        object: 'imm_helpers.org_id()',
+        fix: 'alter function imm_helpers.org_id() stable;',
+      }),
+    ]);
+    expect(fired[0]!.why).toContain('imm_helpers.org_id() (called by policies) is IMMUTABLE');
+    await client.query('alter function imm_helpers.org_id() stable');
+    expect((await review()).findings.filter((f) => f.lint === 'immutable-reads-request')).toEqual(
+      [],
+    );
+  });
+
   it('exposed schemas default to public, follow pgrst.db_schemas, and report missing ones', async () => {
     const empty = await reviewDatabase({ url: db.url, matrix: false });
     expect(empty.settings).toMatchObject({ schemas: ['public'], schemasFrom: 'default' });

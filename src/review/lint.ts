@@ -38,6 +38,7 @@ export const LINTS = {
   'user-metadata-in-policy': 'error',
   'request-setting-in-policy': 'error',
   'cross-tenant-access': 'error',
+  'immutable-reads-request': 'error',
   'auth-call-per-row': 'warn',
   'multiple-permissive-policies': 'warn',
   'permissive-true-write': 'warn',
@@ -306,6 +307,17 @@ function lintFunctions(add: Add, catalog: Catalog): void {
         object,
         `${fn.signature} ${describeScope(fn, calledByPolicy)} does not fix search_path, so what its unqualified names resolve to depends on the caller's${fn.securityDefiner ? " — and it is SECURITY DEFINER: a caller can shadow a name and run code with its owner's rights" : ''}`,
         `alter function ${fn.signature} set search_path = ''; and qualify every name in its body`,
+      );
+    }
+    // The planner may fold an IMMUTABLE call into a constant while planning;
+    // a generic plan cached for a prepared statement then replays the first
+    // request's claims to every later request on that connection.
+    if (fn.volatility === 'immutable' && fn.readsRequest) {
+      add(
+        'immutable-reads-request',
+        object,
+        `${fn.signature} ${describeScope(fn, calledByPolicy)} is IMMUTABLE yet reads the request (current_setting, request.jwt or auth.jwt/uid/role/email): Postgres may evaluate it once at planning time, so a cached generic plan (prepared statements, which PostgREST and queryAsUser use by default) keeps one request's claims for later requests — a cross-tenant leak`,
+        `alter function ${fn.signature} stable;`,
       );
     }
     // Exposed functions only (as Supabase's advisor does): anon reaches them

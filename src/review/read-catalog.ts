@@ -77,6 +77,14 @@ export interface CatalogFunction {
   readonly source: string | null;
   /** `pg_get_functiondef` of SQL functions with a SQL-standard body. */
   readonly definition: string | null;
+  /** `pg_proc.provolatile`: the planner may fold an `immutable` call into a cached plan. */
+  readonly volatility: 'immutable' | 'stable' | 'volatile';
+  /**
+   * Its body (any language but `internal`/`c`) mentions `current_setting`,
+   * `request.jwt` or `auth.jwt/uid/role/email`: its result depends on the
+   * request. Computed in the catalog query, so non-SQL bodies stay there.
+   */
+  readonly readsRequest: boolean;
 }
 
 /** Everything the lints and the matrix work from. */
@@ -338,7 +346,12 @@ select p.oid::int8 as oid, n.nspname as schema, p.proname as name,
        (p.proacl is null or exists (select from aclexplode(p.proacl) as a
                                      where a.grantee = 0 and a.privilege_type = 'EXECUTE')) as public_execute,
        case when l.lanname = 'sql' then p.prosrc end as source,
-       case when l.lanname = 'sql' and p.prosrc = '' then pg_get_functiondef(p.oid) end as definition
+       case when l.lanname = 'sql' and p.prosrc = '' then pg_get_functiondef(p.oid) end as definition,
+       p.provolatile as volatility,
+       (l.lanname not in ('internal', 'c')
+        and coalesce(nullif(p.prosrc, ''),
+                     case when p.prokind in ('f', 'p') then pg_get_functiondef(p.oid) end, '')
+            ~* '\\mcurrent_setting\\M|\\mrequest\\.jwt|\\mauth\\.(jwt|uid|role|email)\\M') as reads_request
   from pg_proc p
   join pg_namespace n on n.oid = p.pronamespace
   join pg_language l on l.oid = p.prolang
@@ -407,6 +420,12 @@ function toPolicy(row: Row): CatalogPolicy {
   };
 }
 
+const VOLATILITY: Readonly<Record<string, CatalogFunction['volatility']>> = {
+  i: 'immutable',
+  s: 'stable',
+  v: 'volatile',
+};
+
 function toFunction(row: Row): CatalogFunction {
   const executableBy = [...(row.executable_by as string[])];
   if (row.public_execute === true) executableBy.push('public');
@@ -423,6 +442,8 @@ function toFunction(row: Row): CatalogFunction {
     extension: row.extension === true,
     source: typeof row.source === 'string' ? row.source : null,
     definition: typeof row.definition === 'string' ? row.definition : null,
+    volatility: VOLATILITY[String(row.volatility)] ?? 'volatile',
+    readsRequest: row.reads_request === true,
   };
 }
 
