@@ -102,6 +102,25 @@ describe('prepared statements', () => {
     expect(calls(after) - calls(before)).toBe(10);
   });
 
+  it('keeps one statement per role, so roles taking turns do not re-plan each other', async () => {
+    await forgetEverything();
+    const anon = { role: 'anon', iat: Math.floor(Date.now() / 1000) - 5 };
+    // Something anon may run too (it has no grants on the example's tables).
+    const count = () => kysely.selectNoFrom(sql<string>`current_user`.as('who'));
+    for (let i = 0; i < 3; i++) {
+      await queryAsUser(kysely, claims(), count());
+      await queryAsUser(kysely, anon, count());
+    }
+    // The settings statement (role-independent) and the query once per role.
+    expect(await kitStatements()).toHaveLength(3);
+    const { rows } = await pool.query<{ n: string }>(
+      `select count(*) as n from pg_catalog.pg_prepared_statements
+        where name like $1 and statement like '%current_user%'`,
+      [`${PREPARED_PREFIX}%`],
+    );
+    expect(Number(rows[0]!.n)).toBe(2);
+  });
+
   it('asUser and asUserPg prepare their settings statement', async () => {
     await forgetEverything();
     await asUser(kysely, claims(), (trx) => listQuery(trx).execute()); // the role check

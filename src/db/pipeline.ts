@@ -25,6 +25,13 @@ export interface PipelineStatement {
    * and planned once per connection, then only bound and executed.
    */
   prepare?: boolean;
+  /**
+   * Part of the prepared statement's name besides its text — the role it
+   * runs as: Postgres re-plans a statement whose row level security was
+   * applied for another role, so one statement per role keeps each role's
+   * plan instead of trading one plan back and forth.
+   */
+  scope?: string;
 }
 
 /**
@@ -41,18 +48,21 @@ export const PREPARED_PREFIX = 'rls_kit_';
 
 const names = new Map<string, string>();
 /**
- * The name the kit prepares `text` under: {@link PREPARED_PREFIX} and the
- * first 32 hex digits of its SHA-256, so equal texts share one statement on a
- * connection and different texts never collide in practice (a collision
- * would be detected: the text is compared before reuse).
+ * The name the kit prepares `text` under (for `scope`, e.g. a role):
+ * {@link PREPARED_PREFIX} and the first 32 hex digits of the SHA-256 of both,
+ * so equal texts in one scope share one statement on a connection and
+ * different ones never collide in practice (a collision would be detected:
+ * the text is compared before reuse). Role names cannot contain NUL, so the
+ * separator is unambiguous.
  * @internal
  */
-export function preparedName(text: string): string {
-  let name = names.get(text);
+export function preparedName(text: string, scope = ''): string {
+  const key = scope === '' ? text : `${scope}\u0000${text}`;
+  let name = names.get(key);
   if (name === undefined) {
-    name = PREPARED_PREFIX + createHash('sha256').update(text).digest('hex').slice(0, 32);
+    name = PREPARED_PREFIX + createHash('sha256').update(key).digest('hex').slice(0, 32);
     if (names.size >= 4 * MAX_PREPARED_PER_CONNECTION) names.clear();
-    names.set(text, name);
+    names.set(key, name);
   }
   return name;
 }
@@ -189,6 +199,7 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
     values: unknown[];
     rows: boolean;
     prepare: boolean;
+    scope: string;
   }[];
   /** The statements Parse was sent for, in order (name '' = unnamed). */
   #parsed: { name: string; text: string }[] = [];
@@ -210,6 +221,7 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
       values: (s.values ?? []).map(s.anyValues ? pgValue : textValue),
       rows: s.rows === true,
       prepare: s.prepare === true,
+      scope: s.scope ?? '',
     }));
     const described = prepared.findIndex((s) => s.rows);
     const text = prepared.map((s) => s.text).join(';\n');
@@ -277,7 +289,7 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
     conn.stream?.cork?.();
     try {
       for (const s of this.#statements) {
-        const name = s.prepare ? this.#nameFor(conn, s.text) : undefined;
+        const name = s.prepare ? this.#nameFor(conn, s.text, s.scope) : undefined;
         if (name !== undefined) this.#used.push(name.name);
         if (name === undefined || name.parse) {
           conn.parse({ name: name?.name ?? '', text: s.text, types: [] });
@@ -304,11 +316,15 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
    * missing, the connection already holds {@link MAX_PREPARED_PER_CONNECTION}
    * of the kit's statements, or the name stands for another text.
    */
-  #nameFor(conn: ProtocolConnection, text: string): { name: string; parse: boolean } | undefined {
+  #nameFor(
+    conn: ProtocolConnection,
+    text: string,
+    scope: string,
+  ): { name: string; parse: boolean } | undefined {
     const parsed = conn.parsedStatements;
     const submitted = conn.submittedNamedStatements;
     if (parsed === undefined || submitted === undefined) return undefined;
-    const name = preparedName(text);
+    const name = preparedName(text, scope);
     const known = parsed[name] ?? submitted[name];
     if (known !== undefined) return known === text ? { name, parse: false } : undefined;
     if ((preparedCount.get(parsed) ?? 0) >= MAX_PREPARED_PER_CONNECTION) return undefined;

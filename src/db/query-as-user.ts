@@ -100,7 +100,14 @@ export async function queryAsUser<DB, R>(
     for (let attempt = 1; ; attempt++) {
       const pipeline = new PipelinedQuery([
         { text: statement.sql, values: statement.parameters, prepare },
-        { text: compiled.sql, values: compiled.parameters, anyValues: true, rows: true, prepare },
+        {
+          text: compiled.sql,
+          values: compiled.parameters,
+          anyValues: true,
+          rows: true,
+          prepare,
+          scope: settings.role,
+        },
       ]);
       let result: QueryResult<R>;
       try {
