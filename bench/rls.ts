@@ -59,7 +59,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CompiledQuery, Kysely, PostgresDialect } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import {
   type AsUserOptions,
@@ -601,10 +601,15 @@ function table(schema: 'public' | 'naive'): 'documents' {
 }
 
 function pageQuery(trx: Kysely<BenchDb>, schema: 'public' | 'naive', orgId?: string) {
-  // (a) and (b) use the unqualified name of the brief's query text.
+  // (a) and (b) use the unqualified name of the brief's query text. The page
+  // size is a literal, not a parameter: with `limit $n` Postgres's plan cache
+  // (plan_cache_mode = auto) kept re-planning some variants' statements on
+  // every call (custom plans) while others ran a cached generic plan, so the
+  // ratios compared planning against no planning. With the literal, every
+  // variant runs a generic plan after five calls (reported as planCache).
   let q = trx.selectFrom(table(schema)).select(['id', 'title', 'created_at', 'owner_id']);
   if (orgId !== undefined) q = q.where('org_id', '=', orgId);
-  return q.orderBy('created_at', 'desc').limit(PAGE);
+  return q.orderBy('created_at', 'desc').limit(sql.lit(PAGE));
 }
 
 function countQuery(trx: Kysely<BenchDb>, schema: 'public' | 'naive', orgId?: string) {
@@ -636,8 +641,8 @@ function compiledSql(db: Kysely<BenchDb>) {
   const same = (a: readonly unknown[], b: readonly unknown[]) =>
     a.length === b.length && a.every((x, i) => x === b[i]);
   if (
-    !same(page.parameters, [PAGE]) ||
-    !same(pageWhere.parameters, ['ORG', PAGE]) ||
+    !same(page.parameters, []) ||
+    !same(pageWhere.parameters, ['ORG']) ||
     !same(count.parameters, []) ||
     !same(countWhere.parameters, ['ORG'])
   ) {
@@ -697,7 +702,7 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
     e: {
       q1: (p) =>
         asUserPg(pool, p.claims, async (c) =>
-          pageOutcome((await c.query<{ id: string }>(text.page, [PAGE])).rows),
+          pageOutcome((await c.query<{ id: string }>(text.page)).rows),
         ),
       q2: (p) =>
         asUserPg(pool, p.claims, async (c) =>
@@ -713,7 +718,7 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
         asUserPg(
           pool,
           p.unguardedClaims,
-          async (c) => pageOutcome((await c.query<{ id: string }>(text.page, [PAGE])).rows),
+          async (c) => pageOutcome((await c.query<{ id: string }>(text.page)).rows),
           UNGUARDED,
         ),
       q2: (p) =>
@@ -733,8 +738,7 @@ function runners(db: Kysely<BenchDb>, pool: pg.Pool): Record<VariantId, Record<Q
         asUserPg(
           pool,
           p.serviceClaims,
-          async (c) =>
-            pageOutcome((await c.query<{ id: string }>(text.pageWhere, [p.orgId, PAGE])).rows),
+          async (c) => pageOutcome((await c.query<{ id: string }>(text.pageWhere, [p.orgId])).rows),
           SERVICE,
         ),
       q2: (p) =>
@@ -1081,6 +1085,7 @@ export async function run(): Promise<void> {
     const buffers = bufferMisses(countersBefore, await blockCounters(pool));
     log(`measuring throughput with ${POOL_MAX} concurrent callers`);
     const throughput = await measureThroughput(run, personas);
+    const planCache = await planCacheOf(pool);
     const loadAfter = os.loadavg();
     const first = personas[0]!;
     const member = personas.find((p) => p.role === 'member') ?? first;
@@ -1153,12 +1158,21 @@ export async function run(): Promise<void> {
       variants: VARIANT_LABELS,
       results,
       ratios,
+      planCache,
       plans,
       totalRuntimeMs: totalMs,
     };
     await fs.mkdir(path.dirname(RESULTS_FILE), { recursive: true });
     await fs.writeFile(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(markdown(report.server.version, database.embedded, results, ratios, met));
+    const replanned = planCache.filter((p) => p.custom > 5 * p.connections);
+    process.stdout.write(
+      `- plan cache: ${planCache.length} prepared statements on ${POOL_MAX} connections; ${
+        replanned.length === 0
+          ? 'every one ran its cached generic plan after at most 5 custom plans per connection'
+          : `re-planned on every call (custom plans): ${replanned.map((p) => JSON.stringify(p.statement)).join(', ')}`
+      }\n`,
+    );
     process.stdout.write(
       `\ndata: ${bench.reused ? 'reused' : `generated in ${(bench.buildMs / 1000).toFixed(1)} s`}; total ${(totalMs / 1000).toFixed(1)} s; load average ${report.machine.loadAverage1m.before} → ${report.machine.loadAverage1m.after}; JSON: ${path.relative(process.cwd(), RESULTS_FILE)}\n`,
     );
@@ -1167,6 +1181,52 @@ export async function run(): Promise<void> {
     else if (pool !== undefined) await pool.end();
     await database.close();
   }
+}
+
+/**
+ * Generic and custom plans of every prepared statement on the pool's
+ * connections (`pg_prepared_statements`), summed per statement text: a
+ * statement Postgres keeps re-planning (custom plans) pays planning on every
+ * call, so the variants are comparable only if none does.
+ */
+async function planCacheOf(
+  pool: pg.Pool,
+): Promise<{ statement: string; connections: number; generic: number; custom: number }[]> {
+  const clients = await Promise.all(Array.from({ length: POOL_MAX }, () => pool.connect()));
+  // Keyed on the name: the kit names a statement per role, so equal texts of
+  // different variants are different statements.
+  const sums = new Map<
+    string,
+    { statement: string; connections: number; generic: number; custom: number }
+  >();
+  try {
+    for (const client of clients) {
+      const { rows } = await client.query<{
+        name: string;
+        statement: string;
+        generic: string;
+        custom: string;
+      }>(
+        `select name, statement, generic_plans as generic, custom_plans as custom
+           from pg_catalog.pg_prepared_statements`,
+      );
+      for (const r of rows) {
+        const sum = sums.get(r.name) ?? {
+          statement: r.statement.replace(/\s+/g, ' ').slice(0, 120),
+          connections: 0,
+          generic: 0,
+          custom: 0,
+        };
+        sum.connections += 1;
+        sum.generic += Number(r.generic);
+        sum.custom += Number(r.custom);
+        sums.set(r.name, sum);
+      }
+    }
+  } finally {
+    for (const client of clients) client.release();
+  }
+  return [...sums.values()];
 }
 
 async function serverInfo(pool: pg.Pool) {
