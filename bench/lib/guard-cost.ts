@@ -1,21 +1,28 @@
 /**
  * What the revocation guard (`rls_kit.protect`, issue 4 item 1) adds to the
  * example's benchmark queries: (q1) a page of the 50 newest documents of the
- * user's organization, (q2) `count(*)` of them — each a whole request through
- * the kit's as-user API (`asUserPg`: BEGIN + settings, the query, COMMIT) on
- * a pooled connection in steady state.
+ * user's organization, (q2) `count(*)` of them — each a whole request on a
+ * pooled connection in steady state, with tokens that carry a `session_id`
+ * (every probe of the guard runs) and a fresh `jti`, through two of the
+ * kit's paths:
+ *   - `queryAsUser`: the settings and the query in one round trip, both
+ *     prepared (the path of `bench -- rls` and of the service's list);
+ *   - `asUserPg`: a transaction — BEGIN + settings (prepared), the query as
+ *     plain SQL (planned every time), the end check + COMMIT.
  *
- * Three variants, interleaved request by request (rotating order) so that
- * other load on the machine hits all of them alike:
+ * Variants, interleaved request by request (rotating order) so that other
+ * load on the machine hits all of them alike:
  *   - `none`: the same query on `guard_cost.documents`, a copy of
  *     public.documents (same rows, indexes and permissive policies) without
- *     the guard — the baseline;
+ *     the guard — the baseline of its path;
  *   - `guard`: public.documents with `rls_kit.protect()`: the full check once
  *     per statement, as for the as-user API, Realtime and Storage;
- *   - `guard+pre_request`: `select rls_kit.pre_request()` first, then the
- *     guarded query, as PostgREST runs it with `db_pre_request`: one full
- *     check per request, the statement's guard reuses its verdict.
- * Overhead = median latency of the variant / median of `none` − 1.
+ *   - `guard+pre_request` (asUserPg only): `select rls_kit.pre_request()`
+ *     first, then the guarded query, as PostgREST runs it with
+ *     `db_pre_request`: one full check per request, the statement's guard
+ *     reuses its verdict — an extra statement, so its overhead includes a
+ *     round trip.
+ * Overhead = median latency of the variant / median of its path's `none` − 1.
  *
  * The database needs the kit's migrations, the example app and data (e.g.
  * `rls_kit_bench`); the URL's user must own public.documents. The copy is
@@ -27,8 +34,10 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
+import { type Compilable, Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { asUserPg } from '../../src/db/as-user-pg.js';
+import { queryAsUser } from '../../src/db/query-as-user.js';
 import { elapsedUs, type LatencySummary, round3, summarize } from './stats.js';
 
 /** Options of {@link measureGuardCost}. */
@@ -47,12 +56,15 @@ export interface GuardCostOptions {
 
 /** The variants compared; `none` is the baseline. */
 export type GuardVariant = 'none' | 'guard' | 'guard+pre_request';
+/** The kit API a request goes through. */
+export type GuardPath = 'queryAsUser' | 'asUserPg';
 /** The example's benchmark queries. */
 export type GuardQuery = 'q1' | 'q2';
 
 /** One variant of one query. */
 export interface GuardCostRow {
   query: GuardQuery;
+  path: GuardPath;
   variant: GuardVariant;
   latency: LatencySummary;
   /** Median latency relative to `none`, minus 1 (0.05 = 5 % slower). */
@@ -71,7 +83,28 @@ const QUERIES: Record<GuardQuery, (table: string) => string> = {
   q1: (t) => `select id, title, created_at, owner_id from ${t} order by created_at desc limit 50`,
   q2: (t) => `select count(*) as n from ${t}`,
 };
-const VARIANTS: readonly GuardVariant[] = ['none', 'guard', 'guard+pre_request'];
+/** The same queries built with kysely (queryAsUser's one-round-trip path takes built queries). */
+const BUILT: Record<GuardQuery, (db: Kysely<GuardDb>, table: 'documents') => Compilable<unknown>> =
+  {
+    q1: (db, t) =>
+      db
+        .selectFrom(t)
+        .select(['id', 'title', 'created_at', 'owner_id'])
+        .orderBy('created_at', 'desc')
+        .limit(sql.lit(50)),
+    q2: (db, t) => db.selectFrom(t).select((eb) => eb.fn.countAll().as('n')),
+  };
+/** Both tables as kysely sees them (the copy's name cast to the same shape). */
+interface GuardDb {
+  documents: { id: string; title: string; created_at: Date; owner_id: string };
+}
+const VARIANTS: readonly { path: GuardPath; variant: GuardVariant }[] = [
+  { path: 'queryAsUser', variant: 'none' },
+  { path: 'queryAsUser', variant: 'guard' },
+  { path: 'asUserPg', variant: 'none' },
+  { path: 'asUserPg', variant: 'guard' },
+  { path: 'asUserPg', variant: 'guard+pre_request' },
+];
 const COPY = 'guard_cost.documents';
 
 interface Persona {
@@ -99,39 +132,43 @@ export async function measureGuardCost(options: GuardCostOptions): Promise<Guard
   const admin = new pg.Client({ connectionString: options.url });
   await admin.connect();
   const pool = new pg.Pool({ connectionString: options.url, max: 4 });
+  const db = new Kysely<GuardDb>({ dialect: new PostgresDialect({ pool }) });
   const wasProtected = await isProtected(admin);
   try {
     await prepareCopy(admin, log);
+    // Both tables all-visible, so count(*) is an index-only scan on both: a
+    // table with pages left not all-visible (recent writes, a rolled-back
+    // delete) would pay heap fetches the other does not.
+    await admin.query('vacuum public.documents');
+    await admin.query(`vacuum ${COPY}`);
     if (!wasProtected) await admin.query(`select rls_kit.protect('public.documents')`);
     const personas = await loadPersonas(admin, config.personas);
     const revocationRows = await countRevocations(admin);
     const rows: GuardCostRow[] = [];
     for (const query of Object.keys(QUERIES) as GuardQuery[]) {
-      const samples: Record<GuardVariant, number[]> = {
-        none: [],
-        guard: [],
-        'guard+pre_request': [],
-      };
+      const samples = VARIANTS.map(() => [] as number[]);
       for (let i = 0; i < config.warmup + config.iterations; i++) {
         const persona = personas[i % personas.length]!;
         // Rotate which variant goes first, so none always follows the same one.
         for (let k = 0; k < VARIANTS.length; k++) {
-          const variant = VARIANTS[(i + k) % VARIANTS.length]!;
+          const v = (i + k) % VARIANTS.length;
           const start = process.hrtime.bigint();
-          await request(pool, persona, query, variant);
-          if (i >= config.warmup) samples[variant].push(elapsedUs(start));
+          await request(pool, db, persona, query, VARIANTS[v]!);
+          if (i >= config.warmup) samples[v]!.push(elapsedUs(start));
         }
       }
-      const base = summarize(samples.none);
-      for (const variant of VARIANTS) {
-        const latency = summarize(samples[variant]);
+      const summaries = samples.map((x) => summarize(x));
+      VARIANTS.forEach(({ path, variant }, v) => {
+        const base = summaries[VARIANTS.findIndex((x) => x.path === path && x.variant === 'none')]!;
+        const latency = summaries[v]!;
         rows.push({
           query,
+          path,
           variant,
           latency,
           overhead: round3(latency.medianUs / base.medianUs - 1),
         });
-      }
+      });
       log(`guard-cost: ${query} done`);
     }
     return { rows, config, revocationRows };
@@ -141,7 +178,7 @@ export async function measureGuardCost(options: GuardCostOptions): Promise<Guard
         .query('drop policy if exists rls_kit_token_active on public.documents')
         .catch(() => undefined);
     }
-    await pool.end();
+    await db.destroy();
     await admin.end();
   }
 }
@@ -149,9 +186,10 @@ export async function measureGuardCost(options: GuardCostOptions): Promise<Guard
 /** One request as the persona's user, like an application's (PostgREST adds pre_request). */
 async function request(
   pool: pg.Pool,
+  db: Kysely<GuardDb>,
   p: Persona,
   query: GuardQuery,
-  variant: GuardVariant,
+  { path, variant }: { path: GuardPath; variant: GuardVariant },
 ): Promise<void> {
   const now = Math.floor(Date.now() / 1000);
   const claims = {
@@ -165,10 +203,14 @@ async function request(
     jti: randomBytes(16).toString('base64url'),
     session_id: randomUUID(),
   };
-  const sql = QUERIES[query](variant === 'none' ? COPY : 'public.documents');
+  const table = variant === 'none' ? COPY : 'public.documents';
+  if (path === 'queryAsUser') {
+    await queryAsUser(db, claims, BUILT[query](db, table as 'documents'));
+    return;
+  }
   await asUserPg(pool, claims, async (client) => {
     if (variant === 'guard+pre_request') await client.query('select rls_kit.pre_request()');
-    await client.query(sql);
+    await client.query(QUERIES[query](table));
   });
 }
 
@@ -259,13 +301,13 @@ async function countRevocations(admin: pg.Client): Promise<Record<string, number
 /** Markdown table of a report. */
 export function renderGuardCost(report: GuardCostReport): string {
   const lines = [
-    '| query | variant | median µs | p95 µs | mean µs | overhead (median) |',
-    '|---|---|---:|---:|---:|---:|',
+    '| query | path | variant | median µs | p95 µs | mean µs | overhead (median) |',
+    '|---|---|---|---:|---:|---:|---:|',
   ];
   for (const r of report.rows) {
     const overhead = r.variant === 'none' ? '—' : `${(r.overhead * 100).toFixed(1)} %`;
     lines.push(
-      `| ${r.query} | ${r.variant} | ${r.latency.medianUs} | ${r.latency.p95Us} | ${r.latency.meanUs} | ${overhead} |`,
+      `| ${r.query} | ${r.path} | ${r.variant} | ${r.latency.medianUs} | ${r.latency.p95Us} | ${r.latency.meanUs} | ${overhead} |`,
     );
   }
   return lines.join('\n');
