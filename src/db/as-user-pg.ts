@@ -2,10 +2,9 @@ import type pg from 'pg';
 import { RlsKitError } from '../errors.js';
 import {
   mayPrepare,
-  PipelinedQuery,
   PipelineUnsupportedError,
-  PREPARED_STATE_SQL,
-  stopPreparing,
+  beginWithSettings as pipelineBegin,
+  recoverPrepared,
 } from './pipeline.js';
 import {
   type AsUserOptions,
@@ -173,15 +172,7 @@ async function beginWithSettings(
 ): Promise<pg.QueryResult> {
   let prepare = preparedStatements && mayPrepare(pool);
   for (let attempt = 1; ; attempt++) {
-    const query = new PipelinedQuery([
-      { text: 'begin' },
-      {
-        text: statement.sql,
-        values: statement.parameters,
-        rows: true,
-        prepare: prepare && !statement.checksRole,
-      },
-    ]);
+    const query = pipelineBegin(statement, prepare);
     try {
       return await client.query(query);
     } catch (err) {
@@ -190,13 +181,7 @@ async function beginWithSettings(
       // As in asUser: relearn the server's statements, begin again.
       await query.ready;
       await client.query('rollback');
-      query.resyncPrepared(
-        (await client.query<{ name: string; statement: string }>(PREPARED_STATE_SQL)).rows,
-      );
-      if (attempt > 1) {
-        stopPreparing(pool);
-        prepare = false;
-      }
+      prepare = await recoverPrepared(query, (sql) => client.query(sql), pool, attempt);
     }
   }
   await client.query('begin');

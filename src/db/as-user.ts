@@ -1,11 +1,10 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { RlsKitError } from '../errors.js';
 import {
+  beginWithSettings,
   mayPrepare,
-  PipelinedQuery,
   PipelineUnsupportedError,
-  PREPARED_STATE_SQL,
-  stopPreparing,
+  recoverPrepared,
 } from './pipeline.js';
 import {
   type AsUserOptions,
@@ -142,16 +141,7 @@ async function pipelinedBegin<DB>(
 ): Promise<number> {
   let prepare = preparedStatements && mayPrepare(db);
   for (let attempt = 1; ; attempt++) {
-    const query = new PipelinedQuery([
-      { text: 'begin' },
-      {
-        text: statement.sql,
-        values: statement.parameters,
-        rows: true,
-        // The checked form runs once a minute per role: not worth a statement per connection.
-        prepare: prepare && !statement.checksRole,
-      },
-    ]);
+    const query = beginWithSettings(statement, prepare);
     let rows: readonly unknown[];
     try {
       rows = (await trx.executeQuery(CompiledQuery.raw(query as unknown as string))).rows;
@@ -162,14 +152,12 @@ async function pipelinedBegin<DB>(
       // holds and begin again (stop preparing on this db if even that fails).
       await query.ready;
       await trx.executeQuery(CompiledQuery.raw('rollback'));
-      const state = await trx.executeQuery<{ name: string; statement: string }>(
-        CompiledQuery.raw(PREPARED_STATE_SQL),
+      prepare = await recoverPrepared(
+        query,
+        (sql) => trx.executeQuery(CompiledQuery.raw(sql)),
+        db,
+        attempt,
       );
-      query.resyncPrepared(state.rows);
-      if (attempt > 1) {
-        stopPreparing(db);
-        prepare = false;
-      }
       continue;
     }
     if (!query.submitted) throw new PipelineFallback();

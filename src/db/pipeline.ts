@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import pg from 'pg';
+import type { SettingsStatement } from './request-settings.js';
 
 /**
  * One statement of a {@link PipelinedQuery}. Values are bound as text
@@ -72,7 +73,7 @@ export function preparedName(text: string, scope = ''): string {
  * {@link PipelinedQuery.resyncPrepared} after a mismatch.
  * @internal
  */
-export const PREPARED_STATE_SQL = `select name, statement from pg_catalog.pg_prepared_statements where name like '${PREPARED_PREFIX.replaceAll('_', '\\_')}%'`;
+const PREPARED_STATE_SQL = `select name, statement from pg_catalog.pg_prepared_statements where name like '${PREPARED_PREFIX.replaceAll('_', '\\_')}%'`;
 
 /**
  * Pools (or Kysely instances) on which the kit's prepared statements did not
@@ -88,8 +89,47 @@ export function mayPrepare(owner: object): boolean {
 }
 
 /** Stops preparing on `owner` for good (its session does not keep prepared statements). @internal */
-export function stopPreparing(owner: object): void {
+function stopPreparing(owner: object): void {
   unprepared.add(owner);
+}
+
+/**
+ * BEGIN and the settings statement in one round trip, the settings prepared
+ * when `prepare` holds (not the role-checking form, which runs once a minute
+ * per role: not worth a statement per connection).
+ * @internal
+ */
+export function beginWithSettings(statement: SettingsStatement, prepare: boolean): PipelinedQuery {
+  return new PipelinedQuery([
+    { text: 'begin' },
+    {
+      text: statement.sql,
+      values: statement.parameters,
+      rows: true,
+      prepare: prepare && !statement.checksRole,
+    },
+  ]);
+}
+
+/**
+ * After {@link PipelinedQuery.isOwnMismatch} (and once the connection is
+ * out of any failed transaction): relearns the server's statements through
+ * `run` and says whether the next attempt may prepare — not after a second
+ * mismatch in a row, when `owner` (the pool or Kysely instance) stops
+ * preparing for good.
+ * @internal
+ */
+export async function recoverPrepared(
+  pipeline: PipelinedQuery,
+  run: (sql: string) => Promise<{ rows: readonly unknown[] }>,
+  owner: object,
+  attempt: number,
+): Promise<boolean> {
+  const { rows } = await run(PREPARED_STATE_SQL);
+  pipeline.resyncPrepared(rows as readonly { name: string; statement: string }[]);
+  if (attempt === 1) return true;
+  stopPreparing(owner);
+  return false;
 }
 
 /**

@@ -11,8 +11,7 @@ import {
   mayPrepare,
   PipelinedQuery,
   PipelineUnsupportedError,
-  PREPARED_STATE_SQL,
-  stopPreparing,
+  recoverPrepared,
 } from './pipeline.js';
 import {
   type AsUserOptions,
@@ -125,14 +124,12 @@ export async function queryAsUser<DB, R>(
           // failed whole (nothing committed), so running it again is safe.
           // Relearn what the server holds; if that does not stick either (a
           // pooler in transaction mode), stop preparing on this db.
-          const state = await conn.executeQuery<{ name: string; statement: string }>(
-            CompiledQuery.raw(PREPARED_STATE_SQL),
+          prepare = await recoverPrepared(
+            pipeline,
+            (sql) => conn.executeQuery(CompiledQuery.raw(sql)),
+            db,
+            attempt,
           );
-          pipeline.resyncPrepared(state.rows);
-          if (attempt > 1) {
-            stopPreparing(db);
-            prepare = false;
-          }
           continue;
         }
         // No command completed: the settings failed, the query never ran.
