@@ -415,6 +415,7 @@ describe('rls-kit start with bad flags', () => {
     expect(await runCli(['start', '--help'], help)).toBe(0);
     expect(help.out()).toContain('--supabase-url');
     expect(help.out()).toContain('--metrics-token-env');
+    expect(help.out()).toContain('--no-prepared-statements');
   });
 
   it('refuses contradictory or empty metrics flags with one line', async () => {
