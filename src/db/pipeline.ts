@@ -36,10 +36,11 @@ export interface PipelineStatement {
 }
 
 /**
- * Most statements the kit prepares on one connection. Beyond it, new texts
- * run unnamed (parsed and planned each time), so an application that builds
- * endless distinct SQL (say, `in (…)` lists of every length) cannot grow a
- * connection's memory without bound.
+ * Most statements the kit keeps prepared on one connection. A new text
+ * beyond it replaces the kit's least recently used statement (closed on the
+ * server in the same write), so an application that builds endless distinct
+ * SQL (say, `in (…)` lists of every length) cannot grow a connection's
+ * memory without bound, and the statements in use stay prepared.
  * @internal
  */
 export const MAX_PREPARED_PER_CONNECTION = 200;
@@ -167,6 +168,7 @@ interface ProtocolConnection {
   /** node-postgres's bookkeeping of named statements (text by name). */
   parsedStatements?: Record<string, string>;
   submittedNamedStatements?: Record<string, string>;
+  close?(msg: { type: 'S'; name: string }): void;
 }
 
 /** How many of a connection's parsed statements are the kit's (keyed on pg's map, which a reset replaces). */
@@ -366,8 +368,26 @@ export class PipelinedQuery extends pg.Query implements PromiseLike<pg.QueryResu
     if (parsed === undefined || submitted === undefined) return undefined;
     const name = preparedName(text, scope);
     const known = parsed[name] ?? submitted[name];
-    if (known !== undefined) return known === text ? { name, parse: false } : undefined;
-    if ((preparedCount.get(parsed) ?? 0) >= MAX_PREPARED_PER_CONNECTION) return undefined;
+    if (known !== undefined) {
+      if (known !== text) return undefined;
+      if (parsed[name] !== undefined) {
+        // Most recently used last: pg's map keeps string keys in insertion order.
+        delete parsed[name];
+        parsed[name] = text;
+      }
+      return { name, parse: false };
+    }
+    const count = preparedCount.get(parsed) ?? 0;
+    if (count >= MAX_PREPARED_PER_CONNECTION) {
+      const oldest = Object.keys(parsed).find((n) => n.startsWith(PREPARED_PREFIX));
+      if (oldest === undefined || typeof conn.close !== 'function') return undefined;
+      // Closing a statement always succeeds; if an earlier error skips this
+      // Close, the server keeps it and a later Parse of that name gets 42P05,
+      // which resyncPrepared() settles.
+      conn.close({ type: 'S', name: oldest });
+      delete parsed[oldest];
+      preparedCount.set(parsed, count - 1);
+    }
     submitted[name] = text;
     return { name, parse: true };
   }
