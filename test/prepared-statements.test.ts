@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import { createTokenService } from '../src/server/create-token-service.js';
 import type { ExampleDatabase } from '../src/server/example-database.js';
 import { createMinter, exampleClaimSchema } from '../src/tokens/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { kitClaims } from './helpers/tokens.js';
 
 /*
  * Named prepared statements: the settings statement (asUser, asUserPg,
@@ -26,15 +26,9 @@ let pool: pg.Pool;
 let kysely: Kysely<ExampleDatabase>;
 let member: { sub: string; org: string; role: string };
 
-const claims = () => ({
-  sub: member.sub,
-  role: 'authenticated',
-  org_id: member.org,
-  user_role: member.role,
-  iat: Math.floor(Date.now() / 1000) - 5,
-  exp: Math.floor(Date.now() / 1000) + 600,
-  jti: randomBytes(16).toString('base64url'),
-});
+/** A kit token's claims for the member, issued 5 s ago. */
+const claims = () =>
+  kitClaims({ sub: member.sub, org_id: member.org, user_role: member.role }, Date.now() - 5000);
 
 beforeAll(async () => {
   db = await createTestDatabase({ template: 'example' });

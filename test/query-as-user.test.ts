@@ -6,6 +6,7 @@ import { asUser, queryAsUser } from '../src/db/index.js';
 import { RlsKitError } from '../src/errors.js';
 import type { ExampleDatabase } from '../src/server/example-database.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { kitClaims } from './helpers/tokens.js';
 
 /*
  * queryAsUser: one statement as the token's user in one round trip (the
@@ -27,16 +28,9 @@ let member: Persona;
 let viewer: Persona;
 let otherOrg: string;
 
-const claimsOf = (p: Persona, extra: Record<string, unknown> = {}) => ({
-  sub: p.sub,
-  role: 'authenticated',
-  org_id: p.org,
-  user_role: p.role,
-  iat: Math.floor(Date.now() / 1000) - 5,
-  exp: Math.floor(Date.now() / 1000) + 600,
-  jti: randomBytes(16).toString('base64url'),
-  ...extra,
-});
+/** A kit token's claims for `p`, issued 5 s ago. */
+const claimsOf = (p: Persona, extra: Record<string, unknown> = {}) =>
+  kitClaims({ sub: p.sub, org_id: p.org, user_role: p.role, ...extra }, Date.now() - 5000);
 
 beforeAll(async () => {
   db = await createTestDatabase({ template: 'example' });

@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -11,6 +10,7 @@ import { asUser, asUserPg, queryAsUser } from '../src/db/index.js';
 import { mayPrepare } from '../src/db/pipeline.js';
 import type { ExampleDatabase } from '../src/server/example-database.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { kitClaims } from './helpers/tokens.js';
 
 /*
  * The kit behind a real pooler in transaction mode: Debian's PgBouncer 1.18,
@@ -42,15 +42,9 @@ describe.skipIf(!available)('behind PgBouncer in transaction mode', () => {
   let member: { sub: string; org: string; role: string };
   let mismatches = 0;
 
-  const claims = () => ({
-    sub: member.sub,
-    role: 'authenticated',
-    org_id: member.org,
-    user_role: member.role,
-    iat: Math.floor(Date.now() / 1000) - 5,
-    exp: Math.floor(Date.now() / 1000) + 600,
-    jti: randomBytes(16).toString('base64url'),
-  });
+  /** A kit token's claims for the member, issued 5 s ago. */
+  const claims = () =>
+    kitClaims({ sub: member.sub, org_id: member.org, user_role: member.role }, Date.now() - 5000);
 
   beforeAll(async () => {
     db = await createTestDatabase({ template: 'example' });
