@@ -8,6 +8,7 @@ import { renderHtml } from '../src/review/render-html.js';
 import { reviewDatabase } from '../src/review/review-database.js';
 import type { ReviewReport } from '../src/review/types.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { systemTool } from './helpers/system-tool.js';
 
 /** Debian's chromium (installed by .ci/run); playwright-core never downloads a browser. */
 const CHROMIUM = process.env.RLS_KIT_CHROMIUM ?? '/usr/bin/chromium';
@@ -16,16 +17,13 @@ const OUT_DIR = path.join(ROOT, '.rls-kit');
 const HTML_FILE = path.join(OUT_DIR, 'review-example.html');
 const SCREENSHOT = path.join(OUT_DIR, 'review-screenshot.png');
 
-const available = existsSync(CHROMIUM);
-if (!available && process.env.CI === 'true') {
-  // In CI the browser is part of the environment: its absence is a failure, not a skip.
-  throw new Error(`${CHROMIUM} is missing: .ci/run must install Debian's chromium package`);
-}
-if (!available) {
-  console.warn(
-    `review-html: skipped — no Chromium at ${CHROMIUM} (apt-get install chromium, or set RLS_KIT_CHROMIUM)`,
-  );
-}
+const available = systemTool({
+  test: 'review-html',
+  program: CHROMIUM,
+  present: existsSync(CHROMIUM),
+  pkg: 'chromium',
+  env: 'RLS_KIT_CHROMIUM',
+});
 
 describe.skipIf(!available)('HTML report in headless Chromium', () => {
   let db: TestDatabase;

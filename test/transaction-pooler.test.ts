@@ -10,6 +10,7 @@ import { asUser, asUserPg, queryAsUser } from '../src/db/index.js';
 import { mayPrepare } from '../src/db/pipeline.js';
 import type { ExampleDatabase } from '../src/server/example-database.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { systemTool } from './helpers/system-tool.js';
 import { kitClaims } from './helpers/tokens.js';
 
 /*
@@ -22,16 +23,13 @@ import { kitClaims } from './helpers/tokens.js';
  */
 
 const PGBOUNCER = process.env.RLS_KIT_PGBOUNCER ?? '/usr/sbin/pgbouncer';
-const available = spawnSync(PGBOUNCER, ['--version']).status === 0;
-if (!available && process.env.CI === 'true') {
-  // In CI the pooler is part of the environment: its absence is a failure, not a skip.
-  throw new Error(`${PGBOUNCER} is missing: .ci/run must install Debian's pgbouncer package`);
-}
-if (!available) {
-  console.warn(
-    `transaction-pooler: skipped — no PgBouncer at ${PGBOUNCER} (apt-get install pgbouncer, or set RLS_KIT_PGBOUNCER)`,
-  );
-}
+const available = systemTool({
+  test: 'transaction-pooler',
+  program: PGBOUNCER,
+  present: spawnSync(PGBOUNCER, ['--version']).status === 0,
+  pkg: 'pgbouncer',
+  env: 'RLS_KIT_PGBOUNCER',
+});
 
 describe.skipIf(!available)('behind PgBouncer in transaction mode', () => {
   let db: TestDatabase;
