@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { RlsKitError } from '../errors.js';
 import {
+  beginWithSettings,
   mayPrepare,
   PipelineUnsupportedError,
-  beginWithSettings as pipelineBegin,
   recoverPrepared,
 } from './pipeline.js';
 import {
@@ -140,7 +140,7 @@ async function begin(
   let rowCount: number;
   try {
     rowCount =
-      (await beginWithSettings(pool, client, statement, settings.preparedStatements)).rowCount ?? 0;
+      (await sendBegin(pool, client, statement, settings.preparedStatements)).rowCount ?? 0;
   } catch (err) {
     throw settingsError(pool, settings, err);
   }
@@ -162,9 +162,11 @@ async function begin(
  * Sends BEGIN and the settings statement in one write and one Sync, so the
  * server answers both in a single round trip (see {@link PipelinedQuery}).
  * Where pg's protocol methods are missing (pg-native), it falls back to two
- * round trips; the status check in {@link begin} guards both paths.
+ * round trips; the status check in {@link begin} guards both paths. When the
+ * server lost the prepared settings statement, it relearns the server's
+ * statements and begins again ({@link recoverPrepared}).
  */
-async function beginWithSettings(
+async function sendBegin(
   pool: pg.Pool,
   client: pg.PoolClient,
   statement: SettingsStatement,
@@ -172,7 +174,7 @@ async function beginWithSettings(
 ): Promise<pg.QueryResult> {
   let prepare = preparedStatements && mayPrepare(pool);
   for (let attempt = 1; ; attempt++) {
-    const query = pipelineBegin(statement, prepare);
+    const query = beginWithSettings(statement, prepare);
     try {
       return await client.query(query);
     } catch (err) {
