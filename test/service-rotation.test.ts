@@ -201,14 +201,20 @@ describe('key rotation under load', () => {
     expect((await stat(keysFile)).mode & 0o777).toBe(0o600);
     const ring = service.service.keys.keyring();
     const onDisk = (await readKeyringFile(keysFile)).keyring;
-    const res = await fetch(jwksUrl);
-    expect(res.headers.get('cache-control')).toMatch(/max-age=\d+/);
-    const served = (await res.json()) as { keys: { kid: string; d?: string }[] };
-    const servedKids = served.keys.map((k) => k.kid);
-    for (const r of [ring, onDisk]) {
-      const live = r.keys.filter((k) => k.rls_kit_state !== 'retired').map((k) => k.kid);
-      expect(servedKids).toEqual(expect.arrayContaining(live));
+    const live = [ring, onDisk].flatMap((r) =>
+      r.keys.filter((k) => k.rls_kit_state !== 'retired').map((k) => k.kid),
+    );
+    // The rotation writes the file, then swaps the service's keyring: a key
+    // read from the file a moment before the swap is served right after it.
+    let served: { keys: { kid: string; d?: string }[] } = { keys: [] };
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const res = await fetch(jwksUrl);
+      expect(res.headers.get('cache-control')).toMatch(/max-age=\d+/);
+      served = (await res.json()) as typeof served;
+      if (live.every((kid) => served.keys.some((k) => k.kid === kid))) break;
+      await new Promise((r) => setTimeout(r, 100));
     }
+    expect(served.keys.map((k) => k.kid)).toEqual(expect.arrayContaining(live));
     expect(served.keys.some((k) => k.d !== undefined)).toBe(false);
     // No key material in the logs.
     const text = logs.join('');
