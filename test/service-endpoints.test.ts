@@ -441,6 +441,12 @@ describe('rls-kit start (demo mode on a private embedded Postgres)', () => {
     expect((await stat(join(privateHome.dir, 'keys.json'))).mode & 0o777).toBe(0o600);
   });
 
+  it('turns off allocation-site pretenuring before serving, and logs it once', () => {
+    const lines = stderr.split('\n').filter((l) => l.includes('garbage collector tuned'));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ gc: 'allocation-site pretenuring off' });
+  });
+
   it('stops gracefully on SIGTERM', async () => {
     child!.kill('SIGTERM');
     expect(await exited).toBe(0);

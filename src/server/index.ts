@@ -70,3 +70,4 @@ export type {
   SupabaseExchangeOptions,
   TokenServiceOptions,
 } from './token-service-options.js';
+export { tuneGarbageCollector } from './tune-garbage-collector.js';
