@@ -33,8 +33,12 @@
  *   at start: nothing is left on the connection) — two statements instead
  *   of five.
  *
- * All servers run in one child process (one core for the server, as in
- * production), the load generator (autocannon) in this one. Rounds
+ * Each target runs in a child process of its own (one Node thread, as in
+ * production; no target's JIT feedback or garbage-collector state taxes
+ * another's), the load generator (autocannon) in this one. Every child
+ * turns V8's allocation-site pretenuring off as `rls-kit start` does
+ * (`tuneGarbageCollector`; `BENCH_SERVICE_GC_TUNING=0` keeps V8's defaults
+ * everywhere, floor included). Rounds
  * alternate floor/service (order flipped each round) so drift and
  * background load hit both alike; the median round of each is reported and
  * the ratio is the median of per-round ratios. Every response must be 200
@@ -44,7 +48,8 @@
  *
  * Knobs (environment): `BENCH_SERVICE_SECONDS` (per round, default 5),
  * `BENCH_SERVICE_ROUNDS` (default 3), `BENCH_SERVICE_CONNECTIONS` (default
- * 16), `BENCH_SERVICE_POOL` (pool size of both, default 10). Uses
+ * 16), `BENCH_SERVICE_POOL` (pool size of each, default 10),
+ * `BENCH_SERVICE_GC_TUNING` (`0`: V8's defaults). Uses
  * `DATABASE_URL`, else the embedded default; the database
  * `rls_kit_bench_service` is (re)built from the example's migrations and
  * seed when they change, and left in place.
@@ -83,7 +88,7 @@ const ROUNDS = Number(process.env.BENCH_SERVICE_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_SERVICE_CONNECTIONS ?? 16);
 const POOL = Number(process.env.BENCH_SERVICE_POOL ?? 10);
 
-/** What the child prints once both servers listen. */
+/** The targets' URLs (each child prints its own once it listens). */
 interface Served {
   service: string;
   floor: string;
@@ -126,6 +131,7 @@ interface Measured {
 async function serve(): Promise<void> {
   const databaseUrl = process.env.BENCH_SERVICE_DB!;
   const keysFile = process.env.BENCH_SERVICE_KEYS!;
+  const target = process.env.BENCH_SERVICE_TARGET as Target;
   const [
     { Hono },
     { serve: listen },
@@ -145,187 +151,188 @@ async function serve(): Promise<void> {
     import('../src/db/pipeline.js'),
     import('../src/db/request-settings.js'),
   ]);
-  const service = await server.startTokenService({
-    databaseUrl,
-    keysFile,
-    host: '127.0.0.1',
-    port: 0,
-    demo: false,
-    migrate: false,
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    rateLimit: false,
-    poolSize: POOL,
-    logger: pino({ level: 'warn' }),
-  });
+  // As `rls-kit start` runs the service (its --no-gc-tuning keeps V8's defaults).
+  if (process.env.BENCH_SERVICE_GC_TUNING !== '0') server.tuneGarbageCollector();
 
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: POOL });
-  pool.on('error', () => undefined);
-  const app = new Hono();
-  app.get('/api/documents', async (c) => {
-    const org = c.req.query('org') ?? '';
-    // A named prepared statement, as the service's queryAsUser prepares its
-    // statements: the floor gets the same plan caching, so the ratio is not
-    // a planning cost one side skips.
-    const { rows } = await pool.query({ name: 'bench_floor', text: FLOOR_SQL, values: [org] });
-    return new Response(JSON.stringify(rows), {
-      status: 200,
-      headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
-    });
-  });
-
-  // The middle row: the service's query through asUser with each user's claims, no token.
-  const userPool = new pg.Pool({ connectionString: databaseUrl, max: POOL });
-  userPool.on('error', () => undefined);
-  // biome-ignore lint/suspicious/noExplicitAny: the bench queries one table by name only
-  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: userPool }) });
-  const now = Math.floor(Date.now() / 1000);
-  const claims = (await loadPersonas(databaseUrl)).map((p, i) => ({
-    iss: ISSUER,
-    aud: AUDIENCE,
-    sub: p.sub,
-    role: 'authenticated',
-    org_id: p.org,
-    user_role: p.role,
-    iat: now,
-    exp: now + 3600,
-    jti: `bench-${i}-${now}`,
-  }));
-  const users = new Hono();
-  users.get('/api/documents', async (c) => {
-    const who = claims[Number(c.req.query('u'))]!;
-    const rows = await asUser(db, who, (trx) =>
-      trx
-        .selectFrom('documents')
-        .select(['id', 'org_id', 'owner_id', 'title', 'body', 'created_at'])
-        .orderBy('created_at', 'desc')
-        .orderBy('id')
-        .limit(50)
-        .execute(),
-    );
-    return new Response(JSON.stringify(rows), {
-      status: 200,
-      headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
-    });
-  });
-
-  // The what-if row: asUser's transaction as one pipelined write (one round trip).
-  const onePool = new pg.Pool({ connectionString: databaseUrl, max: POOL });
-  onePool.on('error', () => undefined);
-  const listSql = db
-    .selectFrom('documents')
-    .select(['id', 'org_id', 'owner_id', 'title', 'body', 'created_at'])
-    .orderBy('created_at', 'desc')
-    .orderBy('id')
-    .limit(50)
-    .compile();
-  const settingsOf = await Promise.all(
-    claims.map((c) =>
-      settingsSql.resolveRequestSettings(c, {
-        request: { method: 'GET', path: '/api/documents' },
-      }),
-    ),
-  );
-  const one = new Hono();
-  one.get('/api/documents', async (c) => {
-    const settings = settingsOf[Number(c.req.query('u'))]!;
-    const client = await onePool.connect();
-    try {
-      const result = await client.query(
-        new PipelinedQuery([
-          { text: 'begin' },
-          // The pipeline describes one statement's rows: the settings run, their one row is dropped.
-          {
-            text: `select from (${settingsSql.SETTINGS_SQL}) s where s.applied < 0`,
-            values: settings.values,
-            prepare: true,
-          },
-          { text: listSql.sql, values: listSql.parameters.map(String), rows: true, prepare: true },
-          { text: settingsSql.END_CHECK_SQL },
-          { text: 'commit' },
-        ]) as unknown as string,
-      );
-      return new Response(JSON.stringify(result.rows), {
-        status: 200,
-        headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
-      });
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
-  });
-
-  const settingsNoRows = `select from (${settingsSql.SETTINGS_SQL}) s where s.applied < 0`;
-  const implicitQuery = (settings: (typeof settingsOf)[number]) =>
-    new PipelinedQuery([
-      { text: settingsNoRows, values: settings.values, prepare: true },
-      { text: listSql.sql, values: listSql.parameters.map(String), rows: true, prepare: true },
-    ]) as unknown as string;
-  {
-    // Nothing of the implicit transaction may survive on the connection.
-    const client = await onePool.connect();
-    try {
-      await client.query(implicitQuery(settingsOf[0]!));
-      const { rows } = await client.query(
-        "select current_setting('role') as role, coalesce(current_setting('request.jwt.claims', true), '') as claims",
-      );
-      if (rows[0].role !== 'none' || rows[0].claims !== '') {
-        throw new Error('the implicit-transaction what-if leaves settings behind: not a fair row');
-      }
-    } finally {
-      client.release();
-    }
-  }
-  const implicit = new Hono();
-  implicit.get('/api/documents', async (c) => {
-    const settings = settingsOf[Number(c.req.query('u'))]!;
-    // A checked-out client: pg-pool's query() does not call back for a submittable.
-    const client = await onePool.connect();
-    try {
-      const result = await client.query(implicitQuery(settings));
-      return new Response(JSON.stringify(result.rows), {
-        status: 200,
-        headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
-      });
-    } finally {
-      client.release();
-    }
-  });
-
+  const closers: (() => Promise<unknown>)[] = [];
   const start = (fetch: (r: Request) => Response | Promise<Response>) =>
-    new Promise<{ url: string; close: () => Promise<void> }>((resolve) => {
+    new Promise<string>((resolve) => {
       const s = listen({ fetch, port: 0, hostname: '127.0.0.1' }, (info) =>
-        resolve({
-          url: `http://127.0.0.1:${info.port}`,
-          close: () => new Promise<void>((r) => s.close(() => r())),
-        }),
+        resolve(`http://127.0.0.1:${info.port}`),
       );
+      closers.push(() => new Promise<void>((r) => s.close(() => r())));
     });
-  const floor = await start(app.fetch);
-  const asuser = await start(users.fetch);
-  const onewrite = await start(one.fetch);
-  const implicitServer = await start(implicit.fetch);
-  const served: Served = {
-    service: service.url,
-    floor: floor.url,
-    asuser: asuser.url,
-    onewrite: onewrite.url,
-    implicit: implicitServer.url,
+  const newPool = () => {
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: POOL });
+    pool.on('error', () => undefined);
+    closers.push(() => pool.end());
+    return pool;
   };
-  process.stdout.write(`${JSON.stringify(served)}\n`);
+  const ok = (rows: unknown[]) =>
+    new Response(JSON.stringify(rows), {
+      status: 200,
+      headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+    });
+
+  /** The no-token targets' claims, request settings and list query (one per user). */
+  const asUsers = async () => {
+    const userPool = newPool();
+    // biome-ignore lint/suspicious/noExplicitAny: the bench queries one table by name only
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: userPool }) });
+    const now = Math.floor(Date.now() / 1000);
+    const claims = (await loadPersonas(databaseUrl)).map((p, i) => ({
+      iss: ISSUER,
+      aud: AUDIENCE,
+      sub: p.sub,
+      role: 'authenticated',
+      org_id: p.org,
+      user_role: p.role,
+      iat: now,
+      exp: now + 3600,
+      jti: `bench-${i}-${now}`,
+    }));
+    const listSql = db
+      .selectFrom('documents')
+      .select(['id', 'org_id', 'owner_id', 'title', 'body', 'created_at'])
+      .orderBy('created_at', 'desc')
+      .orderBy('id')
+      .limit(50)
+      .compile();
+    const settingsOf = await Promise.all(
+      claims.map((c) =>
+        settingsSql.resolveRequestSettings(c, {
+          request: { method: 'GET', path: '/api/documents' },
+        }),
+      ),
+    );
+    return { db, userPool, claims, listSql, settingsOf };
+  };
+  // The pipeline describes one statement's rows: the settings run, their one row is dropped.
+  const settingsNoRows = `select from (${settingsSql.SETTINGS_SQL}) s where s.applied < 0`;
+
+  let url: string;
+  if (target === 'service') {
+    const service = await server.startTokenService({
+      databaseUrl,
+      keysFile,
+      host: '127.0.0.1',
+      port: 0,
+      demo: false,
+      migrate: false,
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      rateLimit: false,
+      poolSize: POOL,
+      logger: pino({ level: 'warn' }),
+    });
+    closers.push(() => service.close());
+    url = service.url;
+  } else if (target === 'floor') {
+    const pool = newPool();
+    const app = new Hono();
+    app.get('/api/documents', async (c) => {
+      const org = c.req.query('org') ?? '';
+      // A named prepared statement, as the service's queryAsUser prepares its
+      // statements: the floor gets the same plan caching, so the ratio is not
+      // a planning cost one side skips.
+      const { rows } = await pool.query({ name: 'bench_floor', text: FLOOR_SQL, values: [org] });
+      return ok(rows);
+    });
+    url = await start(app.fetch);
+  } else if (target === 'asuser') {
+    // The service's query through asUser with each user's claims, no token.
+    const { db, claims } = await asUsers();
+    closers.push(() => db.destroy());
+    const users = new Hono();
+    users.get('/api/documents', async (c) => {
+      const who = claims[Number(c.req.query('u'))]!;
+      const rows = await asUser(db, who, (trx) =>
+        trx
+          .selectFrom('documents')
+          .select(['id', 'org_id', 'owner_id', 'title', 'body', 'created_at'])
+          .orderBy('created_at', 'desc')
+          .orderBy('id')
+          .limit(50)
+          .execute(),
+      );
+      return ok(rows);
+    });
+    url = await start(users.fetch);
+  } else if (target === 'onewrite') {
+    // asUser's transaction as one pipelined write (one round trip).
+    const { listSql, settingsOf } = await asUsers();
+    const onePool = newPool();
+    const one = new Hono();
+    one.get('/api/documents', async (c) => {
+      const settings = settingsOf[Number(c.req.query('u'))]!;
+      const client = await onePool.connect();
+      try {
+        const result = await client.query(
+          new PipelinedQuery([
+            { text: 'begin' },
+            { text: settingsNoRows, values: settings.values, prepare: true },
+            {
+              text: listSql.sql,
+              values: listSql.parameters.map(String),
+              rows: true,
+              prepare: true,
+            },
+            { text: settingsSql.END_CHECK_SQL },
+            { text: 'commit' },
+          ]) as unknown as string,
+        );
+        return ok(result.rows);
+      } catch (err) {
+        await client.query('rollback').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    });
+    url = await start(one.fetch);
+  } else {
+    // implicit: the settings statement and the query before one Sync.
+    const { listSql, settingsOf } = await asUsers();
+    const onePool = newPool();
+    const implicitQuery = (settings: (typeof settingsOf)[number]) =>
+      new PipelinedQuery([
+        { text: settingsNoRows, values: settings.values, prepare: true },
+        { text: listSql.sql, values: listSql.parameters.map(String), rows: true, prepare: true },
+      ]) as unknown as string;
+    {
+      // Nothing of the implicit transaction may survive on the connection.
+      const client = await onePool.connect();
+      try {
+        await client.query(implicitQuery(settingsOf[0]!));
+        const { rows } = await client.query(
+          "select current_setting('role') as role, coalesce(current_setting('request.jwt.claims', true), '') as claims",
+        );
+        if (rows[0].role !== 'none' || rows[0].claims !== '') {
+          throw new Error(
+            'the implicit-transaction what-if leaves settings behind: not a fair row',
+          );
+        }
+      } finally {
+        client.release();
+      }
+    }
+    const implicit = new Hono();
+    implicit.get('/api/documents', async (c) => {
+      const settings = settingsOf[Number(c.req.query('u'))]!;
+      // A checked-out client: pg-pool's query() does not call back for a submittable.
+      const client = await onePool.connect();
+      try {
+        return ok((await client.query(implicitQuery(settings))).rows);
+      } finally {
+        client.release();
+      }
+    });
+    url = await start(implicit.fetch);
+  }
+
+  process.stdout.write(`${JSON.stringify({ [target]: url })}\n`);
   const stop = async () => {
-    await Promise.allSettled([
-      service.close(),
-      floor.close(),
-      asuser.close(),
-      onewrite.close(),
-      implicitServer.close(),
-      pool.end(),
-      onePool.end(),
-    ]);
-    await db.destroy().catch(() => undefined);
+    await Promise.allSettled(closers.map((close) => close()));
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop());
@@ -348,7 +355,7 @@ export async function run(): Promise<BenchReport> {
   const log = (line: string) => process.stderr.write(`[bench service] ${line}\n`);
   const database = await openDatabase();
   const loadBefore = os.loadavg();
-  let child: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rls-kit-bench-service-'));
   try {
     const { url } = await prepareBenchDatabase({
@@ -382,12 +389,24 @@ export async function run(): Promise<BenchReport> {
       ),
     );
 
-    child = spawn(process.execPath, ['--import', 'tsx', SELF, '--serve'], {
-      cwd: ROOT,
-      env: { ...process.env, BENCH_SERVICE_DB: url, BENCH_SERVICE_KEYS: keysFile },
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    const served = await firstLine(child);
+    // One process per target, so no target's JIT feedback or garbage-collector
+    // state taxes another's (the service runs alone in production too); only
+    // the process under load is busy.
+    const spawnTarget = (target: Target) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', SELF, '--serve'], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          BENCH_SERVICE_DB: url,
+          BENCH_SERVICE_KEYS: keysFile,
+          BENCH_SERVICE_TARGET: target,
+        },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      return firstLine(child);
+    };
+    const served = Object.assign({}, ...(await Promise.all(TARGETS.map(spawnTarget)))) as Served;
     log(`service ${served.service}, floor ${served.floor}`);
 
     /** The path (and header) of request `i` of `target`: users cycled, the same for every target. */
@@ -485,11 +504,15 @@ export async function run(): Promise<BenchReport> {
           'implicit',
           'floor',
         ),
+        'V8 allocation-site pretenuring (every target)':
+          process.env.BENCH_SERVICE_GC_TUNING === '0'
+            ? 'on (V8 default)'
+            : 'off, as rls-kit start runs the service',
         'load average (1m) before → after': `${round1(loadBefore[0]!)} → ${round1(loadAfter[0]!)}`,
       },
       notes: [
         `${ROUNDS} rounds × ${SECONDS} s per target (order rotated each round), ${CONNECTIONS} connections, ` +
-          `pool ${POOL} each; ${personas.length} seeded users cycled; the servers in one child process ` +
+          `pool ${POOL} each; ${personas.length} seeded users cycled; each server in a child process of its own ` +
           '(one Node thread, as in production), autocannon in the parent; 2 cores shared with Postgres.',
         'The service logs at warn (no per-request lines) and runs without rate limits; the floor has no transaction, no role switch, no RLS; rows are the rows of the median round by req/s.',
       ],
@@ -503,10 +526,14 @@ export async function run(): Promise<BenchReport> {
       },
     };
   } finally {
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child!.once('exit', r));
-    }
+    await Promise.all(
+      children
+        .filter((child) => child.exitCode === null)
+        .map((child) => {
+          child.kill('SIGTERM');
+          return new Promise((r) => child.once('exit', r));
+        }),
+    );
     await fs.rm(dir, { recursive: true, force: true });
     await database.close();
   }
@@ -563,7 +590,7 @@ function readdirSorted(dir: string): string[] {
     .sort();
 }
 
-function firstLine(child: ChildProcess): Promise<Served> {
+function firstLine(child: ChildProcess): Promise<Partial<Served>> {
   return new Promise((resolve, reject) => {
     let buffered = '';
     const onData = (chunk: Buffer) => {
@@ -572,7 +599,7 @@ function firstLine(child: ChildProcess): Promise<Served> {
       if (nl < 0) return;
       child.stdout!.off('data', onData);
       try {
-        resolve(JSON.parse(buffered.slice(0, nl)) as Served);
+        resolve(JSON.parse(buffered.slice(0, nl)) as Partial<Served>);
       } catch (err) {
         reject(err);
       }
