@@ -1,15 +1,18 @@
 #!/usr/bin/env node
-// Installed from the registry the kit runs from its compiled `dist/`; in a
-// checkout (no build yet) tsx, a runtime dependency, loads the sources.
+// Installed from the registry the kit runs from its compiled `dist/`. In a
+// checkout (a `.git` beside `bin/`), or before the first build, tsx — a
+// runtime dependency — loads the sources, so a `dist/` left from an earlier
+// build never runs code older than the sources.
 import { existsSync } from 'node:fs';
 
-const compiled = new URL('../dist/cli/main.js', import.meta.url);
-if (existsSync(compiled)) {
+const root = new URL('../', import.meta.url);
+const compiled = new URL('dist/cli/main.js', root);
+if (!existsSync(new URL('.git', root)) && existsSync(compiled)) {
   const { main } = await import(compiled.href);
   await main();
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  const { main } = await import('../src/cli/main.ts');
+  const { main } = await import(new URL('src/cli/main.ts', root).href);
   await main();
 }
