@@ -253,7 +253,7 @@ describe('the refresh cookie', () => {
     expect(created.status).toBe(201);
   });
 
-  it('is Secure whenever the issuer is https (only a loopback http demo drops it)', async () => {
+  it('is Secure and __Secure- prefixed whenever the issuer is https (only a loopback http demo drops both)', async () => {
     const tls = await startTestService(db.url, home.dir, {
       supabase: { projectUrl: supabase.projectUrl },
       issuer: 'https://auth.example.test',
@@ -261,10 +261,33 @@ describe('the refresh cookie', () => {
     try {
       const jar = new CookieJar();
       await signIn(tls, jar, USERS.carol);
-      const c = jar.get('rls_kit_refresh')!;
+      expect(jar.get('rls_kit_refresh')).toBeUndefined();
+      const c = jar.get('__Secure-rls_kit_refresh')!;
       expect(c.attributes).toEqual(
         expect.arrayContaining(['HttpOnly', 'Secure', 'SameSite=Strict', 'Path=/token']),
       );
+      const refreshWith = (cookie: string) =>
+        fetch(`${tls.url}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+          body: 'grant_type=refresh_token',
+        });
+      // Without the prefix the cookie is not the refresh token (a plain-http
+      // page or a network attacker could have set that one): nothing rotates.
+      const unprefixed = await refreshWith(`rls_kit_refresh=${c.value}`);
+      expect(unprefixed.status).toBe(400);
+      expect(await body(unprefixed)).toMatchObject({
+        error: 'invalid_request',
+        error_description: expect.stringContaining('__Secure-rls_kit_refresh cookie'),
+      });
+      const prefixed = await refreshWith(`__Secure-rls_kit_refresh=${c.value}`);
+      expect(prefixed.status).toBe(200);
+      expect(prefixed.headers.getSetCookie()[0]).toMatch(/^__Secure-rls_kit_refresh=rk1_/);
+      // Logout clears the cookie under the same name.
+      const next = prefixed.headers.getSetCookie()[0]!.split(';')[0]!;
+      const out = await fetch(`${tls.url}/logout`, { method: 'POST', headers: { cookie: next } });
+      expect(out.status).toBe(204);
+      expect(out.headers.getSetCookie()[0]).toMatch(/^__Secure-rls_kit_refresh=; .*Max-Age=0/);
     } finally {
       await tls.close();
     }

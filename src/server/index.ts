@@ -56,6 +56,8 @@ export {
   type RefreshCookieOptions,
   readRefreshCookie,
   refreshCookie,
+  refreshCookieName,
+  SECURE_REFRESH_COOKIE,
 } from './refresh-cookie.js';
 export { type ResolvedClaims, resolveClaims } from './resolve-claims.js';
 export {

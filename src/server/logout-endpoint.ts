@@ -32,7 +32,7 @@ export async function logoutEndpoint(ctx: ServiceContext, request: Request): Pro
       return badForm(err);
     }
   }
-  const cookie = readRefreshCookie(request.headers.get('cookie'));
+  const cookie = readRefreshCookie(request.headers.get('cookie'), ctx.cookie);
   if (cookie === null)
     return oauthError(400, 'invalid_request', 'the refresh cookie is sent more than once');
   refreshToken ??= cookie;

@@ -1,5 +1,13 @@
-/** Name of the refresh-token cookie. */
+/** Name of the refresh-token cookie of a loopback http demo (no `Secure`). */
 export const REFRESH_COOKIE = 'rls_kit_refresh';
+
+/**
+ * Name of the refresh-token cookie everywhere else: the `__Secure-` prefix
+ * makes browsers accept the cookie only with `Secure` from an https
+ * origin, so a script on plain http or a network attacker cannot plant one
+ * under this name (which the service would then read as the refresh token).
+ */
+export const SECURE_REFRESH_COOKIE = `__Secure-${REFRESH_COOKIE}`;
 
 /** How the service writes its refresh cookie. */
 export interface RefreshCookieOptions {
@@ -21,6 +29,19 @@ export interface RefreshCookieOptions {
  * headers.append('set-cookie', refreshCookie(session.refreshToken, session.expiresAt, { path: '/token', insecure: false }));
  * ```
  */
+/**
+ * The cookie name for these options: {@link SECURE_REFRESH_COOKIE}, or
+ * {@link REFRESH_COOKIE} on a loopback http demo.
+ *
+ * @example
+ * ```ts
+ * refreshCookieName({ path: '/token', insecure: false }); // '__Secure-rls_kit_refresh'
+ * ```
+ */
+export function refreshCookieName(options: RefreshCookieOptions): string {
+  return options.insecure ? REFRESH_COOKIE : SECURE_REFRESH_COOKIE;
+}
+
 export function refreshCookie(
   token: string,
   expiresAt: Date,
@@ -28,7 +49,7 @@ export function refreshCookie(
 ): string {
   const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - Date.now()) / 1000));
   return [
-    `${REFRESH_COOKIE}=${token}`,
+    `${refreshCookieName(options)}=${token}`,
     `Path=${options.path}`,
     `Max-Age=${maxAge}`,
     'HttpOnly',
@@ -48,7 +69,7 @@ export function refreshCookie(
  */
 export function clearRefreshCookie(options: RefreshCookieOptions): string {
   return [
-    `${REFRESH_COOKIE}=`,
+    `${refreshCookieName(options)}=`,
     `Path=${options.path}`,
     'Max-Age=0',
     'HttpOnly',
@@ -58,21 +79,27 @@ export function clearRefreshCookie(options: RefreshCookieOptions): string {
 }
 
 /**
- * The refresh cookie's value from a `Cookie` header; `undefined` when absent,
- * and `null` when the header carries it more than once (ambiguous: refused).
+ * The refresh cookie's value from a `Cookie` header — under the name these
+ * options give it ({@link refreshCookieName}), so a service off loopback
+ * reads only the `__Secure-` cookie; `undefined` when absent, and `null`
+ * when the header carries it more than once (ambiguous: refused).
  *
  * @example
  * ```ts
- * const token = readRefreshCookie(request.headers.get('cookie'));
+ * const token = readRefreshCookie(request.headers.get('cookie'), { path: '/token', insecure: false });
  * ```
  */
-export function readRefreshCookie(header: string | null): string | undefined | null {
+export function readRefreshCookie(
+  header: string | null,
+  options: RefreshCookieOptions,
+): string | undefined | null {
   if (header === null) return undefined;
+  const name = refreshCookieName(options);
   let found: string | undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
     if (eq < 0) continue;
-    if (part.slice(0, eq).trim() !== REFRESH_COOKIE) continue;
+    if (part.slice(0, eq).trim() !== name) continue;
     if (found !== undefined) return null;
     found = part.slice(eq + 1).trim();
   }

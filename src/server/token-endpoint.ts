@@ -4,7 +4,7 @@ import type { VerifiedClaims } from '../tokens/index.js';
 import { clientAddress, rateLimitKey } from './client-address.js';
 import { oauthError } from './oauth-error.js';
 import { type OAuthForm, parseOAuthForm } from './parse-oauth-form.js';
-import { clearRefreshCookie, readRefreshCookie } from './refresh-cookie.js';
+import { clearRefreshCookie, readRefreshCookie, refreshCookieName } from './refresh-cookie.js';
 import { resolveClaims } from './resolve-claims.js';
 import {
   ACCESS_TOKEN_TYPE,
@@ -74,7 +74,7 @@ async function refreshGrant(
   form: OAuthForm,
   inBody: boolean,
 ): Promise<Response> {
-  const cookie = readRefreshCookie(request.headers.get('cookie'));
+  const cookie = readRefreshCookie(request.headers.get('cookie'), ctx.cookie);
   if (cookie === null) {
     return oauthError(400, 'invalid_request', 'the refresh cookie is sent more than once');
   }
@@ -91,7 +91,7 @@ async function refreshGrant(
     return oauthError(
       400,
       'invalid_request',
-      'no refresh token: send the rls_kit_refresh cookie or the refresh_token parameter',
+      `no refresh token: send the ${refreshCookieName(ctx.cookie)} cookie or the refresh_token parameter`,
     );
   }
   const preferredOrg = form.get('org_id');
