@@ -18,7 +18,7 @@ import {
 
 /**
  * `POST /token` (RFC 6749 §3.2): `grant_type=refresh_token` (rotation with
- * reuse detection; the refresh token from the `rls_kit_refresh` cookie or
+ * reuse detection; the refresh token from the refresh cookie (`__Secure-rls_kit_refresh`; `rls_kit_refresh` on a loopback http demo) or
  * the `refresh_token` parameter) and
  * `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693: a
  * Supabase Auth access token for a kit token and a refresh token). Optional
