@@ -273,21 +273,37 @@ describe('the refresh cookie', () => {
           body: 'grant_type=refresh_token',
         });
       // Without the prefix the cookie is not the refresh token (a plain-http
-      // page or a network attacker could have set that one): nothing rotates.
+      // page or a network attacker could have set that one): nothing rotates,
+      // and the stray cookie (what earlier versions set) is deleted.
       const unprefixed = await refreshWith(`rls_kit_refresh=${c.value}`);
       expect(unprefixed.status).toBe(400);
       expect(await body(unprefixed)).toMatchObject({
-        error: 'invalid_request',
-        error_description: expect.stringContaining('__Secure-rls_kit_refresh cookie'),
+        error: 'invalid_grant',
+        error_description: expect.stringContaining('now __Secure-rls_kit_refresh'),
       });
-      const prefixed = await refreshWith(`__Secure-rls_kit_refresh=${c.value}`);
+      expect(unprefixed.headers.getSetCookie()).toEqual([
+        'rls_kit_refresh=; Path=/token; Max-Age=0; HttpOnly; Secure; SameSite=Strict',
+      ]);
+      const prefixed = await refreshWith(`rls_kit_refresh=x; __Secure-rls_kit_refresh=${c.value}`);
       expect(prefixed.status).toBe(200);
       expect(prefixed.headers.getSetCookie()[0]).toMatch(/^__Secure-rls_kit_refresh=rk1_/);
-      // Logout clears the cookie under the same name.
+      const twice = await refreshWith(
+        `__Secure-rls_kit_refresh=${c.value}; __Secure-rls_kit_refresh=rk1_x`,
+      );
+      expect(twice.status).toBe(400);
+      // Logout clears the cookie under the same name, Secure (a browser would
+      // keep a __Secure- cookie that a deletion without Secure names), and a
+      // stray unprefixed one with it.
       const next = prefixed.headers.getSetCookie()[0]!.split(';')[0]!;
-      const out = await fetch(`${tls.url}/logout`, { method: 'POST', headers: { cookie: next } });
+      const out = await fetch(`${tls.url}/logout`, {
+        method: 'POST',
+        headers: { cookie: `${next}; rls_kit_refresh=old` },
+      });
       expect(out.status).toBe(204);
-      expect(out.headers.getSetCookie()[0]).toMatch(/^__Secure-rls_kit_refresh=; .*Max-Age=0/);
+      expect(out.headers.getSetCookie()).toEqual([
+        '__Secure-rls_kit_refresh=; Path=/token; Max-Age=0; HttpOnly; Secure; SameSite=Strict',
+        'rls_kit_refresh=; Path=/token; Max-Age=0; HttpOnly; Secure; SameSite=Strict',
+      ]);
     } finally {
       await tls.close();
     }

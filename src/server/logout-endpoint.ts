@@ -2,7 +2,12 @@ import { isRlsKitError } from '../errors.js';
 import type { VerifiedClaims } from '../tokens/index.js';
 import { NO_STORE, oauthError } from './oauth-error.js';
 import { parseOAuthForm } from './parse-oauth-form.js';
-import { clearRefreshCookie, readRefreshCookie } from './refresh-cookie.js';
+import {
+  clearLegacyRefreshCookie,
+  clearRefreshCookie,
+  hasLegacyRefreshCookie,
+  readRefreshCookie,
+} from './refresh-cookie.js';
 import { revokeRefreshToken } from './revoke-endpoint.js';
 import { failureResponse, isUnavailable, type ServiceContext } from './service-context.js';
 import { badForm } from './token-endpoint.js';
@@ -84,8 +89,10 @@ export async function logoutEndpoint(ctx: ServiceContext, request: Request): Pro
   } catch (err) {
     return failureResponse(ctx, err, 'logout');
   }
-  return new Response(null, {
-    status: 204,
-    headers: { ...NO_STORE, 'set-cookie': clearRefreshCookie(ctx.cookie) },
-  });
+  const headers = new Headers(NO_STORE);
+  headers.append('set-cookie', clearRefreshCookie(ctx.cookie));
+  if (hasLegacyRefreshCookie(request.headers.get('cookie'), ctx.cookie)) {
+    headers.append('set-cookie', clearLegacyRefreshCookie(ctx.cookie));
+  }
+  return new Response(null, { status: 204, headers });
 }

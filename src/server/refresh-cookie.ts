@@ -1,4 +1,7 @@
-/** Name of the refresh-token cookie of a loopback http demo (no `Secure`). */
+/**
+ * Name of the refresh-token cookie of a service on a loopback address with an
+ * `http:` issuer (the local demo), which sends it without `Secure`.
+ */
 export const REFRESH_COOKIE = 'rls_kit_refresh';
 
 /**
@@ -18,6 +21,19 @@ export interface RefreshCookieOptions {
 }
 
 /**
+ * The cookie name for these options: {@link SECURE_REFRESH_COOKIE}, or
+ * {@link REFRESH_COOKIE} on a loopback http demo.
+ *
+ * @example
+ * ```ts
+ * refreshCookieName({ path: '/token', insecure: false }); // '__Secure-rls_kit_refresh'
+ * ```
+ */
+export function refreshCookieName(options: Pick<RefreshCookieOptions, 'insecure'>): string {
+  return options.insecure ? REFRESH_COOKIE : SECURE_REFRESH_COOKIE;
+}
+
+/**
  * `Set-Cookie` for a refresh token: `HttpOnly` (no script reads it),
  * `Secure` (https only; left out only for a loopback demo), `SameSite=Strict`
  * (no cross-site request carries it: a refresh cannot be forged from another
@@ -29,19 +45,6 @@ export interface RefreshCookieOptions {
  * headers.append('set-cookie', refreshCookie(session.refreshToken, session.expiresAt, { path: '/token', insecure: false }));
  * ```
  */
-/**
- * The cookie name for these options: {@link SECURE_REFRESH_COOKIE}, or
- * {@link REFRESH_COOKIE} on a loopback http demo.
- *
- * @example
- * ```ts
- * refreshCookieName({ path: '/token', insecure: false }); // '__Secure-rls_kit_refresh'
- * ```
- */
-export function refreshCookieName(options: RefreshCookieOptions): string {
-  return options.insecure ? REFRESH_COOKIE : SECURE_REFRESH_COOKIE;
-}
-
 export function refreshCookie(
   token: string,
   expiresAt: Date,
@@ -82,7 +85,8 @@ export function clearRefreshCookie(options: RefreshCookieOptions): string {
  * The refresh cookie's value from a `Cookie` header — under the name these
  * options give it ({@link refreshCookieName}), so a service off loopback
  * reads only the `__Secure-` cookie; `undefined` when absent, and `null`
- * when the header carries it more than once (ambiguous: refused).
+ * when the header carries it more than once (ambiguous: refused). Without
+ * options it reads the `__Secure-` name.
  *
  * @example
  * ```ts
@@ -91,7 +95,7 @@ export function clearRefreshCookie(options: RefreshCookieOptions): string {
  */
 export function readRefreshCookie(
   header: string | null,
-  options: RefreshCookieOptions,
+  options: Pick<RefreshCookieOptions, 'insecure'> = { insecure: false },
 ): string | undefined | null {
   if (header === null) return undefined;
   const name = refreshCookieName(options);
@@ -104,4 +108,36 @@ export function readRefreshCookie(
     found = part.slice(eq + 1).trim();
   }
   return found;
+}
+
+/**
+ * Whether a `Cookie` header of a request to a `Secure` service carries the
+ * unprefixed `rls_kit_refresh` — what versions before the `__Secure-` name
+ * set over https. Never read as a refresh token (anyone able to plant a
+ * cookie could plant it); the service answers `invalid_grant` and deletes it
+ * ({@link clearLegacyRefreshCookie}), so an upgraded service sends such a
+ * browser to sign in once instead of failing every refresh.
+ * @internal
+ */
+export function hasLegacyRefreshCookie(
+  header: string | null,
+  options: Pick<RefreshCookieOptions, 'insecure'>,
+): boolean {
+  return !options.insecure && readRefreshCookie(header, { insecure: true }) !== undefined;
+}
+
+/**
+ * `Set-Cookie` deleting the unprefixed cookie of {@link hasLegacyRefreshCookie}
+ * (same name and path, `Secure` as it was set).
+ * @internal
+ */
+export function clearLegacyRefreshCookie(options: Pick<RefreshCookieOptions, 'path'>): string {
+  return [
+    `${REFRESH_COOKIE}=`,
+    `Path=${options.path}`,
+    'Max-Age=0',
+    'HttpOnly',
+    'Secure',
+    'SameSite=Strict',
+  ].join('; ');
 }

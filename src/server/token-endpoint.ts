@@ -4,7 +4,13 @@ import type { VerifiedClaims } from '../tokens/index.js';
 import { clientAddress, rateLimitKey } from './client-address.js';
 import { oauthError } from './oauth-error.js';
 import { type OAuthForm, parseOAuthForm } from './parse-oauth-form.js';
-import { clearRefreshCookie, readRefreshCookie, refreshCookieName } from './refresh-cookie.js';
+import {
+  clearLegacyRefreshCookie,
+  clearRefreshCookie,
+  hasLegacyRefreshCookie,
+  readRefreshCookie,
+  refreshCookieName,
+} from './refresh-cookie.js';
 import { resolveClaims } from './resolve-claims.js';
 import {
   ACCESS_TOKEN_TYPE,
@@ -87,6 +93,14 @@ async function refreshGrant(
     );
   }
   const token = param ?? cookie;
+  if (token === undefined && hasLegacyRefreshCookie(request.headers.get('cookie'), ctx.cookie)) {
+    return oauthError(
+      400,
+      'invalid_grant',
+      `the rls_kit_refresh cookie was set by an earlier version of this service and is not read any more (the refresh cookie is now ${refreshCookieName(ctx.cookie)}): sign in again`,
+      { 'set-cookie': clearLegacyRefreshCookie(ctx.cookie) },
+    );
+  }
   if (token === undefined || token === '') {
     return oauthError(
       400,

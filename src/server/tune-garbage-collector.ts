@@ -5,9 +5,10 @@ let tuned = false;
 /**
  * Turns off V8's allocation-site pretenuring for the rest of this process —
  * what `rls-kit start` does before it starts the token service (opt out
- * with `--no-gc-tuning`). Call it once, early, in a process whose main job
- * is serving requests; it changes only where V8 first places new objects,
- * never what a program computes.
+ * with `--no-gc-tuning`). Call it once, in a process whose main job is
+ * serving requests, before `startTokenService` and any load: it does not
+ * undo what V8 has already decided for a literal. It changes only where V8
+ * first places new objects, never what a program computes.
  *
  * Why: V8 watches each object or array literal, and once most objects from
  * one survive a young-generation collection it allocates that literal's
