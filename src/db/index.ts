@@ -25,6 +25,7 @@ export {
 } from './database.js';
 export { type EmbeddedDatabase, type EmbeddedOptions, startEmbeddedPostgres } from './embedded.js';
 export { queryAsUser } from './query-as-user.js';
+export { type QueryAsUserPgStatement, queryAsUserPg } from './query-as-user-pg.js';
 export {
   type AsUserOptions,
   type ClaimsSource,

@@ -511,7 +511,8 @@ function buildApp(
       onError: (err, { status }) =>
         logger.warn({ what: 'api', status, code: errorCode(err) }, 'example API request failed'),
     },
-    (request, { claims }) => documentsListHandler(request, claims, ctx.db, ctx.asUserOptions),
+    (request, { claims }) =>
+      documentsListHandler(request, claims, ctx.db, ctx.pool, ctx.asUserOptions),
   );
   app.on(['GET', 'HEAD'], '/api/documents', (c) => documentsList(c.req.raw));
   app.on(

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
-import { queryAsUser } from '../db/query-as-user.js';
+import type pg from 'pg';
+import { queryAsUserPg } from '../db/query-as-user-pg.js';
 import { type AsUserOptions, DEFAULT_ROLES } from '../db/request-settings.js';
 import { refuseRole } from '../supabase/edge-responses.js';
 import type { VerifiedClaims } from '../tokens/index.js';
@@ -109,20 +110,22 @@ const compiledLists = new WeakMap<
 
 /**
  * `GET /api/documents` in one round trip: the list is one statement, so it
- * runs through `queryAsUser` (the settings and the query in one implicit
- * transaction) instead of a transaction around the handler. `db` is the
- * root Kysely; the claims are verified (revocation included) by the
- * wrapper; roles other than `anon` and `authenticated` get 403.
+ * runs through `queryAsUserPg` (the settings and the query in one implicit
+ * transaction, on the service's pool directly) instead of a transaction
+ * around the handler. `db` compiles the query (once per limit); the claims
+ * are verified (revocation included) by the wrapper; roles other than
+ * `anon` and `authenticated` get 403.
  *
  * @example
  * ```ts
- * const list = createEdgeHandler({ verifier }, (request, { claims }) => documentsListHandler(request, claims, db));
+ * const list = createEdgeHandler({ verifier }, (request, { claims }) => documentsListHandler(request, claims, db, pool));
  * ```
  */
 export async function documentsListHandler(
   request: Request,
   claims: VerifiedClaims,
   db: Kysely<ExampleDatabase>,
+  pool: pg.Pool,
   options?: Pick<AsUserOptions, 'preparedStatements'>,
 ): Promise<Response> {
   const refused = refuseRole(claims, DEFAULT_ROLES, undefined);
@@ -130,10 +133,15 @@ export async function documentsListHandler(
   const url = new URL(request.url);
   const query = listQuery(url, db);
   if (query instanceof Response) return query;
-  const { rows } = await queryAsUser(db, claims, query, {
-    ...options,
-    request: { method: request.method, path: url.pathname, headers: request.headers },
-  });
+  const { rows } = await queryAsUserPg(
+    pool,
+    claims,
+    { text: query.sql, values: query.parameters },
+    {
+      ...options,
+      request: { method: request.method, path: url.pathname, headers: request.headers },
+    },
+  );
   return json(200, rows);
 }
 

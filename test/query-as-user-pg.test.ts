@@ -1,0 +1,238 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asUserPg, queryAsUserPg } from '../src/db/index.js';
+import { isDataStatement } from '../src/db/one-statement.js';
+import type { RlsKitError } from '../src/errors.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { kitClaims } from './helpers/tokens.js';
+
+/*
+ * queryAsUserPg: queryAsUser on a plain pg pool — the settings and one
+ * statement before one Sync (one implicit transaction), on the seeded
+ * example app.
+ */
+
+let db: TestDatabase;
+let pool: pg.Pool;
+let roundTrips = 0;
+
+interface Persona {
+  sub: string;
+  org: string;
+  role: string;
+}
+let member: Persona;
+let viewer: Persona;
+let otherOrg: string;
+
+const claimsOf = (p: Persona, extra: Record<string, unknown> = {}) =>
+  kitClaims({ sub: p.sub, org_id: p.org, user_role: p.role, ...extra }, Date.now() - 5000);
+
+const LIST = {
+  text: 'select id::text, org_id::text, title from public.documents order by created_at desc, id limit $1',
+  values: [50],
+};
+const CLEAN = { role: 'none', claims: null, path: '"$user", public' };
+
+beforeAll(async () => {
+  db = await createTestDatabase({ template: 'example' });
+  // One connection: every call below shares it, so anything left behind would show.
+  pool = new pg.Pool({ connectionString: db.url, max: 1 });
+  pool.on('connect', (client) => {
+    client.connection.on('readyForQuery', () => {
+      roundTrips++;
+    });
+    client.on('error', () => undefined);
+  });
+  const { rows } = await pool.query<Persona>(
+    `select m.user_id::text as sub, m.org_id::text as org, m.role
+       from public.memberships m
+      where m.role in ('member', 'viewer')
+        and exists (select from public.documents d where d.org_id = m.org_id)
+      order by m.org_id, m.role`,
+  );
+  const first = rows[0]!;
+  member = rows.find((r) => r.org === first.org && r.role === 'member')!;
+  viewer = rows.find((r) => r.org === first.org && r.role === 'viewer')!;
+  otherOrg = rows.find((r) => r.org !== first.org)!.org;
+  expect(member && viewer && otherOrg).toBeTruthy();
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+async function sessionState() {
+  const { rows } = await pool.query<{ role: string; claims: string | null; path: string }>(
+    `select current_setting('role') as role,
+            nullif(current_setting('request.jwt.claims', true), '') as claims,
+            current_setting('search_path') as path`,
+  );
+  return rows[0]!;
+}
+
+describe('queryAsUserPg', () => {
+  it("returns what asUserPg returns — the user's organization only — in one round trip once the role is checked", async () => {
+    const claims = claimsOf(member);
+    const expected = (await asUserPg(pool, claims, (c) => c.query(LIST.text, LIST.values))).rows;
+    expect(expected.length).toBeGreaterThan(0);
+    expect(new Set(expected.map((d) => d.org_id))).toEqual(new Set([member.org]));
+
+    roundTrips = 0;
+    const { rows } = await queryAsUserPg(pool, claims, LIST);
+    expect(rows).toEqual(expected);
+    expect(roundTrips).toBe(1);
+    // Text alone, a leading comment, and a claims function work the same.
+    const counted = await queryAsUserPg<{ n: string }>(
+      pool,
+      async () => claims,
+      '-- the org\n/* of /* the */ token */ (select count(*)::text as n from public.documents)',
+    );
+    const total = await asUserPg(pool, claims, (c) =>
+      c.query<{ n: string }>('select count(*)::text as n from public.documents'),
+    );
+    expect(counted.rows).toEqual(total.rows);
+    roundTrips = 0;
+    await queryAsUserPg(pool, claims, '/* once more */ (select 1)');
+    expect(roundTrips).toBe(1);
+    expect(await sessionState()).toEqual(CLEAN);
+    // The kit's statements are prepared on the connection (settings, and the query per role).
+    const { rows: prepared } = await pool.query<{ n: number }>(
+      "select count(*)::int as n from pg_prepared_statements where name like 'rls\\_kit\\_%'",
+    );
+    expect(prepared[0]!.n).toBeGreaterThanOrEqual(3);
+  });
+
+  it('never shows another organization, and reports affected rows of writes', async () => {
+    const foreign = await queryAsUserPg(pool, claimsOf(member), {
+      text: 'select id from public.documents where org_id = $1',
+      values: [otherOrg],
+    });
+    expect(foreign.rows).toEqual([]);
+    const inserted = await queryAsUserPg<{ id: string; title: string }>(pool, claimsOf(member), {
+      text: 'insert into public.documents (org_id, owner_id, title) values ($1, $2, $3) returning id, title',
+      values: [member.org, member.sub, 'one round trip, plain pg'],
+    });
+    expect(inserted.rows).toMatchObject([{ title: 'one round trip, plain pg' }]);
+    const removed = await queryAsUserPg(pool, claimsOf(member), {
+      text: 'delete from public.documents where id = $1',
+      values: [inserted.rows[0]!.id],
+    });
+    expect(removed.rowCount).toBe(1);
+  });
+
+  it("passes the database's refusal through unchanged and leaves the connection clean", async () => {
+    await queryAsUserPg(pool, claimsOf(viewer), LIST); // role checked: fast path next
+    roundTrips = 0;
+    const refused = await queryAsUserPg(pool, claimsOf(viewer), {
+      text: 'insert into public.documents (org_id, owner_id, title) values ($1, $2, $3)',
+      values: [viewer.org, viewer.sub, 'viewers cannot'],
+    }).catch((e: unknown) => e);
+    expect((refused as { code?: string }).code).toBe('42501');
+    expect(roundTrips).toBe(1);
+    expect(await sessionState()).toEqual(CLEAN);
+    const twoStatements = await queryAsUserPg(pool, claimsOf(viewer), 'select 1; select 2').catch(
+      (e: unknown) => e,
+    );
+    expect((twoStatements as { code?: string }).code).toBe('42601'); // one command per statement
+    expect(await sessionState()).toEqual(CLEAN);
+    expect((await queryAsUserPg(pool, claimsOf(viewer), LIST)).rows.length).toBeGreaterThan(0);
+  });
+
+  it("runs anything but a data statement inside asUserPg's transaction block, where a procedure cannot commit and go on as the login user", async () => {
+    await pool.query('create table public.qaupg_probe (who text)');
+    await pool.query('grant insert on public.qaupg_probe to authenticated');
+    await pool.query(`create procedure public.qaupg_commits() language plpgsql as $$
+      begin
+        insert into public.qaupg_probe values (current_user);
+        commit;
+        insert into public.qaupg_probe values (current_user);
+      end $$`);
+    await pool.query('grant execute on procedure public.qaupg_commits() to authenticated');
+    await queryAsUserPg(pool, claimsOf(member), LIST);
+    roundTrips = 0;
+    const err = await queryAsUserPg(pool, claimsOf(member), 'call public.qaupg_commits()').catch(
+      (e: unknown) => e,
+    );
+    expect((err as { code?: string }).code).toBe('2D000'); // invalid transaction termination
+    expect(roundTrips).toBeGreaterThan(1); // asUserPg's path, not the one-write one
+    expect((await pool.query('select who from public.qaupg_probe')).rows).toEqual([]);
+    expect(await sessionState()).toEqual(CLEAN);
+  });
+
+  it('refuses to run inside a transaction some code leaked onto the pooled connection', async () => {
+    await queryAsUserPg(pool, claimsOf(member), LIST);
+    const leaked = await pool.connect();
+    await leaked.query('begin');
+    leaked.release();
+    const err = await queryAsUserPg(pool, claimsOf(member), LIST).catch((e: unknown) => e);
+    expect((err as RlsKitError).code).toBe('ERR_DB_QUERY');
+    expect((err as RlsKitError).message).toMatch(/inside a transaction block.*rolled back/);
+    expect(await sessionState()).toEqual(CLEAN);
+  });
+
+  it('recovers when the server forgot its prepared statements (DEALLOCATE ALL)', async () => {
+    const before = await queryAsUserPg(pool, claimsOf(member), LIST);
+    await pool.query('deallocate all');
+    const after = await queryAsUserPg(pool, claimsOf(member), LIST);
+    expect(after.rows).toEqual(before.rows);
+    expect(await sessionState()).toEqual(CLEAN);
+  });
+
+  it('checks its arguments, claims and roles before taking a connection', async () => {
+    roundTrips = 0;
+    for (const [claims, query, code] of [
+      [{ ...claimsOf(member), role: 'service_role' }, LIST, 'ERR_ROLE_NOT_ALLOWED'],
+      [{ ...claimsOf(member), role: 'postgres' }, LIST, 'ERR_ROLE_NOT_ALLOWED'],
+      [[] as unknown as Record<string, unknown>, LIST, 'ERR_CLAIMS'],
+      [claimsOf(member), '  ', 'ERR_USAGE'],
+      [claimsOf(member), { text: 'select $1', values: 'x' }, 'ERR_USAGE'],
+      [claimsOf(member), undefined, 'ERR_USAGE'],
+    ] as const) {
+      const err = await queryAsUserPg(
+        pool,
+        claims,
+        query as unknown as Parameters<typeof queryAsUserPg>[2],
+      ).catch((e: unknown) => e);
+      expect((err as RlsKitError).code).toBe(code);
+      expect((err as Error).message).not.toContain('\n');
+    }
+    expect(roundTrips).toBe(0);
+  });
+});
+
+describe('isDataStatement', () => {
+  it('sees the first keyword past blanks, comments (nested too) and parentheses', () => {
+    for (const text of [
+      'select 1',
+      '  SELECT 1',
+      '(select 1) union (select 2)',
+      'with x as (delete from t returning 1) select * from x',
+      'insert into t values (1)',
+      'update t set a = 1',
+      'delete from t',
+      'merge into t using s on true when matched then do nothing',
+      'values (1)',
+      'table t',
+      '-- note\nselect 1',
+      '/* a /* nested */ comment */ select 1',
+    ]) {
+      expect(isDataStatement(text), text).toBe(true);
+    }
+    for (const text of [
+      'call p()',
+      'do $$ begin end $$',
+      'set role postgres',
+      'commit',
+      'selective',
+      'select_x()',
+      '-- only a comment',
+      '/* unterminated select 1',
+      'explain analyze delete from t',
+      '',
+    ]) {
+      expect(isDataStatement(text), text).toBe(false);
+    }
+  });
+});
