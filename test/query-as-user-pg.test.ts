@@ -1,9 +1,16 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUserPg, queryAsUserPg } from '../src/db/index.js';
 import { isDataStatement } from '../src/db/one-statement.js';
 import type { RlsKitError } from '../src/errors.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import {
+  CLEAN_SESSION,
+  type ExamplePersonas,
+  examplePersonas,
+  oneConnectionPool,
+  sessionState,
+} from './helpers/one-connection.js';
 import { kitClaims } from './helpers/tokens.js';
 
 /*
@@ -14,63 +21,33 @@ import { kitClaims } from './helpers/tokens.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
-let roundTrips = 0;
+let trips: ReturnType<typeof oneConnectionPool>;
 
-interface Persona {
-  sub: string;
-  org: string;
-  role: string;
-}
-let member: Persona;
-let viewer: Persona;
+let member: ExamplePersonas['member'];
+let viewer: ExamplePersonas['viewer'];
 let otherOrg: string;
 
-const claimsOf = (p: Persona, extra: Record<string, unknown> = {}) =>
+const claimsOf = (p: ExamplePersonas['member'], extra: Record<string, unknown> = {}) =>
   kitClaims({ sub: p.sub, org_id: p.org, user_role: p.role, ...extra }, Date.now() - 5000);
 
 const LIST = {
   text: 'select id::text, org_id::text, title from public.documents order by created_at desc, id limit $1',
   values: [50],
 };
-const CLEAN = { role: 'none', claims: null, path: '"$user", public' };
 
 beforeAll(async () => {
   db = await createTestDatabase({ template: 'example' });
   // One connection: every call below shares it, so anything left behind would show.
-  pool = new pg.Pool({ connectionString: db.url, max: 1 });
-  pool.on('connect', (client) => {
-    client.connection.on('readyForQuery', () => {
-      roundTrips++;
-    });
-    client.on('error', () => undefined);
-  });
-  const { rows } = await pool.query<Persona>(
-    `select m.user_id::text as sub, m.org_id::text as org, m.role
-       from public.memberships m
-      where m.role in ('member', 'viewer')
-        and exists (select from public.documents d where d.org_id = m.org_id)
-      order by m.org_id, m.role`,
-  );
-  const first = rows[0]!;
-  member = rows.find((r) => r.org === first.org && r.role === 'member')!;
-  viewer = rows.find((r) => r.org === first.org && r.role === 'viewer')!;
-  otherOrg = rows.find((r) => r.org !== first.org)!.org;
-  expect(member && viewer && otherOrg).toBeTruthy();
+  const one = oneConnectionPool(db.url);
+  pool = one.pool;
+  trips = one;
+  ({ member, viewer, otherOrg } = await examplePersonas(pool));
 });
 
 afterAll(async () => {
   await pool?.end();
   await db?.drop();
 });
-
-async function sessionState() {
-  const { rows } = await pool.query<{ role: string; claims: string | null; path: string }>(
-    `select current_setting('role') as role,
-            nullif(current_setting('request.jwt.claims', true), '') as claims,
-            current_setting('search_path') as path`,
-  );
-  return rows[0]!;
-}
 
 describe('queryAsUserPg', () => {
   it("returns what asUserPg returns — the user's organization only — in one round trip once the role is checked", async () => {
@@ -79,10 +56,10 @@ describe('queryAsUserPg', () => {
     expect(expected.length).toBeGreaterThan(0);
     expect(new Set(expected.map((d) => d.org_id))).toEqual(new Set([member.org]));
 
-    roundTrips = 0;
+    trips.reset();
     const { rows } = await queryAsUserPg(pool, claims, LIST);
     expect(rows).toEqual(expected);
-    expect(roundTrips).toBe(1);
+    expect(trips.roundTrips()).toBe(1);
     // Text alone, a leading comment, and a claims function work the same.
     const counted = await queryAsUserPg<{ n: string }>(
       pool,
@@ -93,10 +70,10 @@ describe('queryAsUserPg', () => {
       c.query<{ n: string }>('select count(*)::text as n from public.documents'),
     );
     expect(counted.rows).toEqual(total.rows);
-    roundTrips = 0;
+    trips.reset();
     await queryAsUserPg(pool, claims, '/* once more */ (select 1)');
-    expect(roundTrips).toBe(1);
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(trips.roundTrips()).toBe(1);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
     // The kit's statements are prepared on the connection (settings, and the query per role).
     const { rows: prepared } = await pool.query<{ n: number }>(
       "select count(*)::int as n from pg_prepared_statements where name like 'rls\\_kit\\_%'",
@@ -124,19 +101,19 @@ describe('queryAsUserPg', () => {
 
   it("passes the database's refusal through unchanged and leaves the connection clean", async () => {
     await queryAsUserPg(pool, claimsOf(viewer), LIST); // role checked: fast path next
-    roundTrips = 0;
+    trips.reset();
     const refused = await queryAsUserPg(pool, claimsOf(viewer), {
       text: 'insert into public.documents (org_id, owner_id, title) values ($1, $2, $3)',
       values: [viewer.org, viewer.sub, 'viewers cannot'],
     }).catch((e: unknown) => e);
     expect((refused as { code?: string }).code).toBe('42501');
-    expect(roundTrips).toBe(1);
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(trips.roundTrips()).toBe(1);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
     const twoStatements = await queryAsUserPg(pool, claimsOf(viewer), 'select 1; select 2').catch(
       (e: unknown) => e,
     );
     expect((twoStatements as { code?: string }).code).toBe('42601'); // one command per statement
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
     expect((await queryAsUserPg(pool, claimsOf(viewer), LIST)).rows.length).toBeGreaterThan(0);
   });
 
@@ -151,14 +128,14 @@ describe('queryAsUserPg', () => {
       end $$`);
     await pool.query('grant execute on procedure public.qaupg_commits() to authenticated');
     await queryAsUserPg(pool, claimsOf(member), LIST);
-    roundTrips = 0;
+    trips.reset();
     const err = await queryAsUserPg(pool, claimsOf(member), 'call public.qaupg_commits()').catch(
       (e: unknown) => e,
     );
     expect((err as { code?: string }).code).toBe('2D000'); // invalid transaction termination
-    expect(roundTrips).toBeGreaterThan(1); // asUserPg's path, not the one-write one
+    expect(trips.roundTrips()).toBeGreaterThan(1); // asUserPg's path, not the one-write one
     expect((await pool.query('select who from public.qaupg_probe')).rows).toEqual([]);
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
   });
 
   it('refuses to run inside a transaction some code leaked onto the pooled connection', async () => {
@@ -169,7 +146,7 @@ describe('queryAsUserPg', () => {
     const err = await queryAsUserPg(pool, claimsOf(member), LIST).catch((e: unknown) => e);
     expect((err as RlsKitError).code).toBe('ERR_DB_QUERY');
     expect((err as RlsKitError).message).toMatch(/inside a transaction block.*rolled back/);
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
   });
 
   it('recovers when the server forgot its prepared statements (DEALLOCATE ALL)', async () => {
@@ -177,11 +154,11 @@ describe('queryAsUserPg', () => {
     await pool.query('deallocate all');
     const after = await queryAsUserPg(pool, claimsOf(member), LIST);
     expect(after.rows).toEqual(before.rows);
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
   });
 
   it('checks its arguments, claims and roles before taking a connection', async () => {
-    roundTrips = 0;
+    trips.reset();
     for (const [claims, query, code] of [
       [{ ...claimsOf(member), role: 'service_role' }, LIST, 'ERR_ROLE_NOT_ALLOWED'],
       [{ ...claimsOf(member), role: 'postgres' }, LIST, 'ERR_ROLE_NOT_ALLOWED'],
@@ -198,7 +175,7 @@ describe('queryAsUserPg', () => {
       expect((err as RlsKitError).code).toBe(code);
       expect((err as Error).message).not.toContain('\n');
     }
-    expect(roundTrips).toBe(0);
+    expect(trips.roundTrips()).toBe(0);
   });
 });
 

@@ -1,11 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, queryAsUser } from '../src/db/index.js';
 import { RlsKitError } from '../src/errors.js';
 import type { ExampleDatabase } from '../src/server/example-database.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import {
+  CLEAN_SESSION,
+  type ExamplePersonas,
+  examplePersonas,
+  oneConnectionPool,
+  sessionState,
+} from './helpers/one-connection.js';
 import { kitClaims } from './helpers/tokens.js';
 
 /*
@@ -17,44 +24,24 @@ import { kitClaims } from './helpers/tokens.js';
 let db: TestDatabase;
 let pool: pg.Pool;
 let kysely: Kysely<ExampleDatabase>;
-let roundTrips = 0;
+let trips: ReturnType<typeof oneConnectionPool>;
 
-interface Persona {
-  sub: string;
-  org: string;
-  role: string;
-}
-let member: Persona;
-let viewer: Persona;
+let member: ExamplePersonas['member'];
+let viewer: ExamplePersonas['viewer'];
 let otherOrg: string;
 
 /** A kit token's claims for `p`, issued 5 s ago. */
-const claimsOf = (p: Persona, extra: Record<string, unknown> = {}) =>
+const claimsOf = (p: ExamplePersonas['member'], extra: Record<string, unknown> = {}) =>
   kitClaims({ sub: p.sub, org_id: p.org, user_role: p.role, ...extra }, Date.now() - 5000);
 
 beforeAll(async () => {
   db = await createTestDatabase({ template: 'example' });
   // One connection: every call below shares it, so anything left behind would show.
-  pool = new pg.Pool({ connectionString: db.url, max: 1 });
-  pool.on('connect', (client) => {
-    client.connection.on('readyForQuery', () => {
-      roundTrips++;
-    });
-    client.on('error', () => undefined);
-  });
+  const one = oneConnectionPool(db.url);
+  pool = one.pool;
+  trips = one;
   kysely = new Kysely<ExampleDatabase>({ dialect: new PostgresDialect({ pool }) });
-  const { rows } = await pool.query<{ sub: string; org: string; role: string }>(
-    `select m.user_id::text as sub, m.org_id::text as org, m.role
-       from public.memberships m
-      where m.role in ('member', 'viewer')
-        and exists (select from public.documents d where d.org_id = m.org_id)
-      order by m.org_id, m.role`,
-  );
-  const first = rows[0]!;
-  member = rows.find((r) => r.org === first.org && r.role === 'member')!;
-  viewer = rows.find((r) => r.org === first.org && r.role === 'viewer')!;
-  otherOrg = rows.find((r) => r.org !== first.org)!.org;
-  expect(member && viewer && otherOrg).toBeTruthy();
+  ({ member, viewer, otherOrg } = await examplePersonas(pool));
 });
 
 afterAll(async () => {
@@ -70,23 +57,11 @@ const listQuery = () =>
     .orderBy('id')
     .limit(50);
 
-const CLEAN = { role: 'none', claims: null, path: '"$user", public' };
-
 /** An insert row level security refuses: viewers do not write. */
 const viewerInsert = () =>
   kysely
     .insertInto('documents')
     .values({ org_id: viewer.org, owner_id: viewer.sub, title: 'viewers cannot' });
-
-/** What the pooled connection looks like between requests. */
-async function sessionState() {
-  const { rows } = await pool.query<{ role: string; claims: string | null; path: string }>(
-    `select current_setting('role') as role,
-            nullif(current_setting('request.jwt.claims', true), '') as claims,
-            current_setting('search_path') as path`,
-  );
-  return rows[0]!;
-}
 
 describe('queryAsUser', () => {
   it("returns what asUser returns — the user's organization only — in one round trip once the role is checked", async () => {
@@ -103,17 +78,17 @@ describe('queryAsUser', () => {
     expect(expected.length).toBeGreaterThan(0);
     expect(new Set(expected.map((d) => d.org_id))).toEqual(new Set([member.org]));
 
-    roundTrips = 0;
+    trips.reset();
     const { rows } = await queryAsUser(kysely, claims, listQuery());
     expect(rows).toEqual(expected);
-    expect(roundTrips).toBe(1);
+    expect(trips.roundTrips()).toBe(1);
     // A compiled query and a claims function work the same.
-    roundTrips = 0;
+    trips.reset();
     const again = await queryAsUser(kysely, async () => claims, listQuery().compile());
     expect(again.rows).toEqual(expected);
-    expect(roundTrips).toBe(1);
+    expect(trips.roundTrips()).toBe(1);
     // Nothing of the request is left on the connection.
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
   });
 
   it('never shows another organization, and reports affected rows of writes', async () => {
@@ -146,7 +121,7 @@ describe('queryAsUser', () => {
       (e: unknown) => e,
     );
     expect((err as { code?: string }).code).toBe('42501');
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
     const syntax = await queryAsUser(kysely, claimsOf(viewer), CompiledQuery.raw('selec 1')).catch(
       (e: unknown) => e,
     );
@@ -167,17 +142,17 @@ describe('queryAsUser', () => {
       end $$`);
     await pool.query('grant execute on procedure public.qau_commits() to authenticated');
     await queryAsUser(kysely, claimsOf(member), listQuery()); // role checked: builder queries go fast
-    roundTrips = 0;
+    trips.reset();
     const err = await queryAsUser(
       kysely,
       claimsOf(member),
       CompiledQuery.raw('call public.qau_commits()'),
     ).catch((e: unknown) => e);
     expect((err as { code?: string }).code).toBe('2D000'); // invalid transaction termination
-    expect(roundTrips).toBeGreaterThan(1); // asUser's path, not the one-write one
+    expect(trips.roundTrips()).toBeGreaterThan(1); // asUser's path, not the one-write one
     const { rows } = await pool.query('select who from public.qau_probe');
     expect(rows).toEqual([]);
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
     // A raw data statement still works, through asUser's path.
     const raw = await queryAsUser<ExampleDatabase, { n: string }>(
       kysely,
@@ -195,7 +170,7 @@ describe('queryAsUser', () => {
     const err = await queryAsUser(kysely, claimsOf(member), listQuery()).catch((e: unknown) => e);
     expect((err as RlsKitError).code).toBe('ERR_DB_QUERY');
     expect((err as RlsKitError).message).toMatch(/inside a transaction block.*rolled back/);
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
     // Also when the query fails (pg reports the error before the server is done).
     const again = await pool.connect();
     await again.query('begin');
@@ -204,11 +179,11 @@ describe('queryAsUser', () => {
       (e: unknown) => e,
     );
     expect((failed as RlsKitError).code).toBe('ERR_DB_QUERY');
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
   });
 
   it('checks claims and roles before taking a connection, like asUser', async () => {
-    roundTrips = 0;
+    trips.reset();
     for (const [claims, code] of [
       [{ ...claimsOf(member), role: 'service_role' }, 'ERR_ROLE_NOT_ALLOWED'],
       [{ ...claimsOf(member), role: 'postgres' }, 'ERR_ROLE_NOT_ALLOWED'],
@@ -217,7 +192,7 @@ describe('queryAsUser', () => {
       const err = await queryAsUser(kysely, claims, listQuery()).catch((e: unknown) => e);
       expect((err as RlsKitError).code).toBe(code);
     }
-    expect(roundTrips).toBe(0);
+    expect(trips.roundTrips()).toBe(0);
     await expect(
       kysely
         .transaction()
@@ -246,6 +221,6 @@ describe('queryAsUser', () => {
     expect(err).toBeInstanceOf(RlsKitError);
     expect((err as RlsKitError).code).toBe('ERR_ROLE_NOT_ALLOWED');
     expect((err as RlsKitError).message).toMatch(/does not exist/);
-    expect(await sessionState()).toEqual(CLEAN);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
   });
 });
