@@ -136,6 +136,17 @@ describe('queryAsUserPg', () => {
     expect(trips.roundTrips()).toBeGreaterThan(1); // asUserPg's path, not the one-write one
     expect((await pool.query('select who from public.qaupg_probe')).rows).toEqual([]);
     expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
+    // That path runs one statement too: a COMMIT smuggled after the first
+    // statement never runs the rest as the login user.
+    for (const text of [
+      'commit; insert into public.qaupg_probe values (current_user)',
+      'set local work_mem = 1000; commit; insert into public.qaupg_probe values (current_user)',
+    ]) {
+      const smuggled = await queryAsUserPg(pool, claimsOf(member), text).catch((e: unknown) => e);
+      expect((smuggled as { code?: string }).code, text).toBe('42601');
+    }
+    expect((await pool.query('select who from public.qaupg_probe')).rows).toEqual([]);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
   });
 
   it('refuses to run inside a transaction some code leaked onto the pooled connection', async () => {
@@ -194,6 +205,8 @@ describe('isDataStatement', () => {
       'table t',
       '-- note\nselect 1',
       '/* a /* nested */ comment */ select 1',
+      '--a\rselect 1',
+      '\v\fselect 1',
     ]) {
       expect(isDataStatement(text), text).toBe(true);
     }
@@ -205,6 +218,9 @@ describe('isDataStatement', () => {
       'selective',
       'select_x()',
       '-- only a comment',
+      '--\rcall p(\ninsert => 1)', // PostgreSQL ends a line comment at \r too
+      '\u00a0select 1', // not a blank to PostgreSQL
+      '\ufeffselect 1',
       '/* unterminated select 1',
       'explain analyze delete from t',
       '',

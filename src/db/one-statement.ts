@@ -150,11 +150,14 @@ async function leaveClean(
 export function isDataStatement(text: string): boolean {
   let i = 0;
   for (;;) {
-    while (i < text.length && /[\s(]/.test(text[i]!)) i++;
+    // PostgreSQL's blanks (scan.l: space, \t, \n, \r, \f, \v) — not JavaScript's
+    // wider \s, so the two scanners never disagree on where a word starts.
+    while (i < text.length && /[ \t\n\r\f\v(]/.test(text[i]!)) i++;
     if (text.startsWith('--', i)) {
-      const nl = text.indexOf('\n', i);
-      if (nl < 0) return false;
-      i = nl + 1;
+      // A line comment ends at \n or \r, as in PostgreSQL.
+      const end = /[\n\r]/.exec(text.slice(i));
+      if (end === null) return false;
+      i += end.index + 1;
     } else if (text.startsWith('/*', i)) {
       // Block comments nest in PostgreSQL.
       let depth = 0;

@@ -31,9 +31,17 @@ export type QueryAsUserPgStatement =
  * rest as the pool's login user — runs inside `asUserPg`'s transaction
  * block, where PostgreSQL refuses that. So does the first call for a role
  * on `pool` (and again after a minute), which checks the role's attributes.
- * As a last line of defence, a statement whose command tag is not SELECT,
- * INSERT, UPDATE, DELETE or MERGE gets `ERR_USAGE` after the session is
- * reset (`DISCARD ALL`).
+ * One statement only, on either path (the extended protocol refuses
+ * `select 1; commit; …` with 42601). A statement whose command tag is not
+ * SELECT, INSERT, UPDATE, DELETE or MERGE gets `ERR_USAGE` after the
+ * session is reset (`DISCARD ALL`). That check sees the command, not its
+ * side effects: session state a data statement creates — a temporary table
+ * (`select … into temp`), `set_config(…, false)`, an advisory lock — stays
+ * on the pooled connection for the next request, as it would in `asUserPg`
+ * or behind PostgREST. Keep such statements out of request paths, and
+ * connect as a login role that is not a superuser (as PostgREST's
+ * `authenticator`): a statement as the user could otherwise switch back to
+ * it with `set_config('role', …)`.
  *
  * @throws RlsKitError like {@link asUserPg} (`ERR_CLAIMS`,
  * `ERR_ROLE_NOT_ALLOWED`, `ERR_DB_QUERY`, `ERR_USAGE`); the query's own
@@ -59,8 +67,15 @@ export async function queryAsUserPg<R extends pg.QueryResultRow = Record<string,
   const resolved: RequestClaims = typeof claims === 'function' ? await claims() : claims;
   const settings = await resolveRequestSettings(resolved, options);
   const statement = settingsStatement(pool, settings);
+  // The extended protocol, as on the fast path: one statement, never a
+  // `select 1; commit; …` that the simple protocol would run whole.
+  // (`queryMode` is node-postgres's, missing from its typings.)
+  const extended: pg.QueryConfig = Object.assign(
+    { text, values: [...values] },
+    { queryMode: 'extended' },
+  );
   const viaAsUserPg = () =>
-    asUserPg(pool, resolved, (client) => client.query<R>(text, [...values]), options);
+    asUserPg(pool, resolved, (client) => client.query<R>(extended), options);
   if (statement.checksRole || UNPIPELINED_POOLS.has(pool) || !isDataStatement(text)) {
     return viaAsUserPg();
   }
@@ -82,7 +97,15 @@ export async function queryAsUserPg<R extends pg.QueryResultRow = Record<string,
       text,
       values,
       send: (pipeline) => client.query<R>(pipeline as unknown as string),
-      run: (sql) => client.query(sql),
+      run: async (sql) => {
+        try {
+          return await client.query(sql);
+        } catch (err) {
+          // The kit then ends the connection: never hand it back as healthy.
+          broken ??= err instanceof Error ? err : new Error(String(err));
+          throw err;
+        }
+      },
       api: 'queryAsUserPg',
       fallback: 'asUserPg',
     });
