@@ -160,6 +160,27 @@ describe('queryAsUser', () => {
       sql<{ n: string }>`select count(*)::text as n from public.documents`.compile(kysely),
     );
     expect(Number(raw.rows[0]?.n)).toBeGreaterThan(0);
+    // One statement there too: a COMMIT smuggled after the first statement
+    // never runs the rest as the login user.
+    const smuggled = await queryAsUser(
+      kysely,
+      claimsOf(member),
+      CompiledQuery.raw(
+        "select 1; commit; insert into public.qau_probe values (current_user, 'after commit')",
+      ),
+    ).catch((e: unknown) => e);
+    expect((smuggled as { code?: string }).code).toBe('42601');
+    expect((await pool.query('select who from public.qau_probe')).rows).toEqual([]);
+    expect(await sessionState(pool)).toEqual(CLEAN_SESSION);
+    // Values still bind on that path, and writes report their rows.
+    const updated = await queryAsUser(
+      kysely,
+      claimsOf(member),
+      CompiledQuery.raw('update public.documents set title = title where org_id = $1', [
+        member.org,
+      ]),
+    );
+    expect(Number(updated.numAffectedRows)).toBeGreaterThan(0);
   });
 
   it('refuses to run inside a transaction some code leaked onto the pooled connection', async () => {

@@ -8,6 +8,7 @@ import {
 import { RlsKitError } from '../errors.js';
 import { asUser } from './as-user.js';
 import { runOneStatement, UNPIPELINED } from './one-statement.js';
+import { PipelinedQuery, PipelineUnsupportedError } from './pipeline.js';
 import {
   type AsUserOptions,
   type ClaimsSource,
@@ -44,7 +45,8 @@ const BUILDER_KINDS: ReadonlySet<string> = new Set([
  * Only queries built with kysely's query builder (select, insert, update,
  * delete, merge) take the one-round-trip path; raw SQL runs inside
  * `asUser`'s transaction block (a procedure could otherwise COMMIT and run
- * the rest as the pool's login user). The first call for a role on `db`
+ * the rest as the pool's login user), as one statement (the extended
+ * protocol refuses `select 1; commit; …` with 42601). The first call for a role on `db`
  * (and again after a minute) also takes `asUser`'s path, which checks the
  * role's attributes, and so do drivers other than node-postgres. As a last
  * line of defence, a statement whose command tag is not SELECT, INSERT,
@@ -81,7 +83,8 @@ export async function queryAsUser<DB, R>(
   const resolved: RequestClaims = typeof claims === 'function' ? await claims() : claims;
   const settings = await resolveRequestSettings(resolved, options);
   const statement = settingsStatement(db, settings);
-  const viaAsUser = () => asUser(db, resolved, (trx) => trx.executeQuery(compiled), options);
+  const viaAsUser = () =>
+    asUser(db, resolved, (trx) => executeOneStatement(trx, compiled, db), options);
   if (statement.checksRole || UNPIPELINED_DBS.has(db) || !BUILDER_KINDS.has(compiled.query.kind)) {
     return viaAsUser();
   }
@@ -105,3 +108,32 @@ export async function queryAsUser<DB, R>(
 
 /** Kysely instances whose driver is not node-postgres: always `asUser`'s path. */
 const UNPIPELINED_DBS = new WeakSet<object>();
+
+/**
+ * Runs `compiled` on `trx` as one statement. Raw SQL is sent as a one-statement
+ * pipeline (the extended protocol), because kysely hands text without values
+ * to node-postgres's simple protocol, which would run `select 1; commit; …`
+ * whole — the rest as the pool's login user. Builder queries are one
+ * statement already; other drivers get the query as it is.
+ */
+async function executeOneStatement<DB, R>(
+  trx: Kysely<DB>,
+  compiled: CompiledQuery<R>,
+  db: Kysely<DB>,
+): Promise<QueryResult<R>> {
+  if (BUILDER_KINDS.has(compiled.query.kind) || UNPIPELINED_DBS.has(db)) {
+    return trx.executeQuery(compiled);
+  }
+  const pipeline = new PipelinedQuery([
+    { text: compiled.sql, values: compiled.parameters, anyValues: true, rows: true },
+  ]);
+  try {
+    const result = await trx.executeQuery<R>(CompiledQuery.raw(pipeline as unknown as string));
+    if (pipeline.submitted) return result;
+  } catch (err) {
+    if (!(err instanceof PipelineUnsupportedError)) throw err;
+  }
+  // The driver ignored the pipeline: nothing ran.
+  UNPIPELINED_DBS.add(db);
+  return trx.executeQuery(compiled);
+}
