@@ -51,14 +51,7 @@ export function refreshCookie(
   options: RefreshCookieOptions,
 ): string {
   const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - Date.now()) / 1000));
-  return [
-    `${refreshCookieName(options)}=${token}`,
-    `Path=${options.path}`,
-    `Max-Age=${maxAge}`,
-    'HttpOnly',
-    ...(options.insecure ? [] : ['Secure']),
-    'SameSite=Strict',
-  ].join('; ');
+  return setCookie(refreshCookieName(options), token, options.path, maxAge, !options.insecure);
 }
 
 /**
@@ -71,14 +64,7 @@ export function refreshCookie(
  * ```
  */
 export function clearRefreshCookie(options: RefreshCookieOptions): string {
-  return [
-    `${refreshCookieName(options)}=`,
-    `Path=${options.path}`,
-    'Max-Age=0',
-    'HttpOnly',
-    ...(options.insecure ? [] : ['Secure']),
-    'SameSite=Strict',
-  ].join('; ');
+  return setCookie(refreshCookieName(options), '', options.path, 0, !options.insecure);
 }
 
 /**
@@ -132,12 +118,23 @@ export function hasLegacyRefreshCookie(
  * @internal
  */
 export function clearLegacyRefreshCookie(options: Pick<RefreshCookieOptions, 'path'>): string {
+  return setCookie(REFRESH_COOKIE, '', options.path, 0, true);
+}
+
+/** One refresh-cookie `Set-Cookie` value: always `HttpOnly` and `SameSite=Strict`. */
+function setCookie(
+  name: string,
+  value: string,
+  path: string,
+  maxAge: number,
+  secure: boolean,
+): string {
   return [
-    `${REFRESH_COOKIE}=`,
-    `Path=${options.path}`,
-    'Max-Age=0',
+    `${name}=${value}`,
+    `Path=${path}`,
+    `Max-Age=${maxAge}`,
     'HttpOnly',
-    'Secure',
+    ...(secure ? ['Secure'] : []),
     'SameSite=Strict',
   ].join('; ');
 }
