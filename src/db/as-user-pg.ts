@@ -19,6 +19,7 @@ import {
   settingsError,
   settingsStatement,
 } from './request-settings.js';
+import { withPoolClient } from './with-pool-client.js';
 
 /**
  * Runs `fn` in one transaction on a pooled `pg` connection as the token's
@@ -60,25 +61,16 @@ export async function asUserPg<T>(
   options?: AsUserOptions,
 ): Promise<T> {
   const settings = await resolveRequestSettings(claims, options);
-  const client = await pool.connect();
-  // Passed to release(): an error makes the pool destroy the connection.
-  let broken: Error | undefined;
-  // A checked-out client has no pool listener: without one, a connection
-  // dying mid-callback would be an unhandled 'error' event (a process crash).
-  const onError = (err: Error) => {
-    broken ??= err;
-  };
-  client.on('error', onError);
-  try {
+  return withPoolClient(pool, async (client, lease) => {
     try {
       await begin(client, pool, settings);
     } catch (err) {
-      broken = (await rollback(client)) ?? broken;
+      lease.broken = (await rollback(client)) ?? lease.broken;
       // A refused role leaves a healthy connection; anything else in this
       // step (a leaked transaction, a failed settings statement) does not
       // deserve the benefit of the doubt.
       if (!(err instanceof RlsKitError && err.code === 'ERR_ROLE_NOT_ALLOWED')) {
-        broken ??= err instanceof Error ? err : new Error(String(err));
+        lease.broken ??= err instanceof Error ? err : new Error(String(err));
       }
       throw err;
     }
@@ -86,14 +78,14 @@ export async function asUserPg<T>(
     try {
       value = await fn(client);
     } catch (err) {
-      broken = (await rollback(client)) ?? broken;
+      lease.broken = (await rollback(client)) ?? lease.broken;
       throw err;
     }
     if (transactionStatus(client) === 'I') {
       // The callback sent COMMIT or ROLLBACK itself: the transaction-local role
       // and claims ended with it, so anything it ran afterwards ran as the
       // pool's login user. Say so loudly instead of reporting success.
-      broken = new Error('request transaction ended inside the callback');
+      lease.broken = new Error('request transaction ended inside the callback');
       throw new RlsKitError(
         'ERR_DB_QUERY',
         'the callback ended the request transaction (COMMIT or ROLLBACK inside asUserPg); statements after it ran without the user settings: never end the transaction inside the callback',
@@ -108,17 +100,14 @@ export async function asUserPg<T>(
     } catch (err) {
       if (!isCheckFailure(err)) {
         // COMMIT itself failed: its outcome on this socket is unknowable.
-        broken = err instanceof Error ? err : new Error(String(err));
+        lease.broken = err instanceof Error ? err : new Error(String(err));
         throw err;
       }
-      broken = (await rollback(client)) ?? broken;
+      lease.broken = (await rollback(client)) ?? lease.broken;
       throw endOfRequestError('asUserPg', err);
     }
     return value;
-  } finally {
-    client.removeListener('error', onError);
-    client.release(broken ?? false);
-  }
+  });
 }
 
 /** Opens the transaction and applies the settings, throwing kit errors. */

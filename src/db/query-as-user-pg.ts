@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { RlsKitError } from '../errors.js';
 import { asUserPg } from './as-user-pg.js';
-import { isDataStatement, runOneStatement, UNPIPELINED } from './one-statement.js';
+import { isDataStatement, isUnpipelined, runOneStatement, UNPIPELINED } from './one-statement.js';
 import {
   type AsUserOptions,
   type ClaimsSource,
@@ -9,6 +9,7 @@ import {
   resolveRequestSettings,
   settingsStatement,
 } from './request-settings.js';
+import { withPoolClient } from './with-pool-client.js';
 
 /** The statement of {@link queryAsUserPg}: SQL text, or text and bound values. */
 export type QueryAsUserPgStatement =
@@ -70,27 +71,18 @@ export async function queryAsUserPg<R extends pg.QueryResultRow = Record<string,
   // The extended protocol, as on the fast path: one statement, never a
   // `select 1; commit; …` that the simple protocol would run whole.
   // (`queryMode` is node-postgres's, missing from its typings.)
-  const extended: pg.QueryConfig = Object.assign(
-    { text, values: [...values] },
-    { queryMode: 'extended' },
-  );
-  const viaAsUserPg = () =>
-    asUserPg(pool, resolved, (client) => client.query<R>(extended), options);
-  if (statement.checksRole || UNPIPELINED_POOLS.has(pool) || !isDataStatement(text)) {
+  const viaAsUserPg = () => {
+    const extended: pg.QueryConfig = Object.assign(
+      { text, values: [...values] },
+      { queryMode: 'extended' },
+    );
+    return asUserPg(pool, resolved, (client) => client.query<R>(extended), options);
+  };
+  if (statement.checksRole || isUnpipelined(pool) || !isDataStatement(text)) {
     return viaAsUserPg();
   }
-  const client = await pool.connect();
-  // Passed to release(): an error makes the pool destroy the connection.
-  let broken: Error | undefined;
-  // A checked-out client has no pool listener: a connection dying now would
-  // otherwise be an unhandled 'error' event.
-  const onError = (err: Error) => {
-    broken ??= err;
-  };
-  client.on('error', onError);
-  let result: pg.QueryResult<R> | typeof UNPIPELINED;
-  try {
-    result = await runOneStatement({
+  const result = await withPoolClient(pool, (client, lease) =>
+    runOneStatement({
       owner: pool,
       settings,
       statement,
@@ -102,24 +94,16 @@ export async function queryAsUserPg<R extends pg.QueryResultRow = Record<string,
           return await client.query(sql);
         } catch (err) {
           // The kit then ends the connection: never hand it back as healthy.
-          broken ??= err instanceof Error ? err : new Error(String(err));
+          lease.broken ??= err instanceof Error ? err : new Error(String(err));
           throw err;
         }
       },
       api: 'queryAsUserPg',
       fallback: 'asUserPg',
-    });
-  } finally {
-    client.removeListener('error', onError);
-    client.release(broken ?? false);
-  }
-  if (result !== UNPIPELINED) return result;
-  UNPIPELINED_POOLS.add(pool);
-  return viaAsUserPg();
+    }),
+  );
+  return result === UNPIPELINED ? viaAsUserPg() : result;
 }
-
-/** Pools whose client cannot pipeline (pg-native, other drivers): always `asUserPg`'s path. */
-const UNPIPELINED_POOLS = new WeakSet<object>();
 
 function statementOf(query: QueryAsUserPgStatement): {
   text: string;
