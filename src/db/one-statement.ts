@@ -13,6 +13,19 @@ const DATA_COMMANDS = /^(SELECT|INSERT|UPDATE|DELETE|MERGE)( |$)/;
 /** Returned by {@link runOneStatement} when the driver cannot pipeline. @internal */
 export const UNPIPELINED = Symbol('unpipelined');
 
+/** Pools and Kysely instances whose driver ignored a pipeline (pg-native, other drivers). */
+const unpipelined = new WeakSet<object>();
+
+/** Whether `owner`'s driver is known not to pipeline: take the transaction path. @internal */
+export function isUnpipelined(owner: object): boolean {
+  return unpipelined.has(owner);
+}
+
+/** Records that `owner`'s driver ignored a pipeline (nothing ran). @internal */
+export function markUnpipelined(owner: object): void {
+  unpipelined.add(owner);
+}
+
 /** What {@link runOneStatement} needs of one checked-out connection. @internal */
 export interface OneStatementCall<R> {
   /** The pool or Kysely instance: prepared-statement policy is kept per owner. */
@@ -36,7 +49,8 @@ export interface OneStatementCall<R> {
  * end with it — on a connection the caller checked out, with the kit's
  * prepared statements and their recovery. Resolves to the statement's
  * result, or {@link UNPIPELINED} when the driver ignored the pipeline
- * (nothing ran; the caller takes its transaction path).
+ * (nothing ran; `owner` is marked, and the caller takes its transaction
+ * path).
  * @internal
  */
 export async function runOneStatement<R>(
@@ -49,7 +63,7 @@ export async function runOneStatement<R>(
       { text: statement.sql, values: statement.parameters, prepare },
       {
         text: call.text,
-        values: [...call.values],
+        values: call.values,
         anyValues: true,
         rows: true,
         prepare,
@@ -61,7 +75,10 @@ export async function runOneStatement<R>(
       result = await call.send(pipeline);
       if (!pipeline.submitted) throw new PipelineUnsupportedError(); // a foreign driver ignored it
     } catch (err) {
-      if (err instanceof PipelineUnsupportedError) return UNPIPELINED;
+      if (err instanceof PipelineUnsupportedError) {
+        markUnpipelined(owner);
+        return UNPIPELINED;
+      }
       if (!pipeline.submitted) throw err; // e.g. a dead client: nothing was sent
       await leaveClean(call, pipeline);
       if (prepare && pipeline.isOwnMismatch(err)) {

@@ -7,7 +7,7 @@ import {
 } from 'kysely';
 import { RlsKitError } from '../errors.js';
 import { asUser } from './as-user.js';
-import { runOneStatement, UNPIPELINED } from './one-statement.js';
+import { isUnpipelined, markUnpipelined, runOneStatement, UNPIPELINED } from './one-statement.js';
 import { PipelinedQuery, PipelineUnsupportedError } from './pipeline.js';
 import {
   type AsUserOptions,
@@ -85,7 +85,7 @@ export async function queryAsUser<DB, R>(
   const statement = settingsStatement(db, settings);
   const viaAsUser = () =>
     asUser(db, resolved, (trx) => executeOneStatement(trx, compiled, db), options);
-  if (statement.checksRole || UNPIPELINED_DBS.has(db) || !BUILDER_KINDS.has(compiled.query.kind)) {
+  if (statement.checksRole || isUnpipelined(db) || !BUILDER_KINDS.has(compiled.query.kind)) {
     return viaAsUser();
   }
   const result = await db.connection().execute((conn) =>
@@ -101,13 +101,8 @@ export async function queryAsUser<DB, R>(
       fallback: 'asUser',
     }),
   );
-  if (result !== UNPIPELINED) return result;
-  UNPIPELINED_DBS.add(db);
-  return viaAsUser();
+  return result === UNPIPELINED ? viaAsUser() : result;
 }
-
-/** Kysely instances whose driver is not node-postgres: always `asUser`'s path. */
-const UNPIPELINED_DBS = new WeakSet<object>();
 
 /**
  * Runs `compiled` on `trx` as one statement. Raw SQL is sent as a one-statement
@@ -121,7 +116,7 @@ async function executeOneStatement<DB, R>(
   compiled: CompiledQuery<R>,
   db: Kysely<DB>,
 ): Promise<QueryResult<R>> {
-  if (BUILDER_KINDS.has(compiled.query.kind) || UNPIPELINED_DBS.has(db)) {
+  if (BUILDER_KINDS.has(compiled.query.kind) || isUnpipelined(db)) {
     return trx.executeQuery(compiled);
   }
   const pipeline = new PipelinedQuery([
@@ -134,6 +129,6 @@ async function executeOneStatement<DB, R>(
     if (!(err instanceof PipelineUnsupportedError)) throw err;
   }
   // The driver ignored the pipeline: nothing ran.
-  UNPIPELINED_DBS.add(db);
+  markUnpipelined(db);
   return trx.executeQuery(compiled);
 }
