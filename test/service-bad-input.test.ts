@@ -4,7 +4,9 @@
  * parameters, a hammering client — each an OAuth-style 4xx with a clear
  * error_description, while the service keeps serving everyone else.
  */
+import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main.js';
 import { clientAddress, rateLimitKey } from '../src/server/client-address.js';
@@ -416,6 +418,34 @@ describe('rls-kit start with bad flags', () => {
     expect(help.out()).toContain('--supabase-url');
     expect(help.out()).toContain('--metrics-token-env');
     expect(help.out()).toContain('--no-prepared-statements');
+  });
+
+  it('--no-gc-tuning keeps V8 defaults: the tuning is neither applied nor logged', async () => {
+    // A child process each (V8 flags are per process); a server that refuses the
+    // connection makes start fail fast, after the tuning decision.
+    const start = async (...extra: string[]) => {
+      const out = await promisify(execFile)(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'start',
+          '--port',
+          '0',
+          '--db-url',
+          'postgresql://postgres@127.0.0.1:1/none',
+          ...extra,
+        ],
+        { cwd: process.cwd(), env: { ...process.env, DATABASE_URL: '' } },
+      ).catch((err: { code?: number; stderr?: string }) => err);
+      expect((out as { code?: number }).code).toBe(1);
+      expect(out.stderr).toMatch(/ERR_DB_UNREACHABLE/);
+      return out.stderr ?? '';
+    };
+    const [tuned, untuned] = await Promise.all([start(), start('--no-gc-tuning')]);
+    expect(tuned).toContain('garbage collector tuned');
+    expect(untuned).not.toContain('garbage collector tuned');
   });
 
   it('refuses contradictory or empty metrics flags with one line', async () => {
