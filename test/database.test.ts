@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeUrl, openDatabase, parseDatabaseUrl } from '../src/db/database.js';
+import { describeUrl, openDatabase, parseDatabaseUrl, unreachable } from '../src/db/database.js';
 import { startEmbeddedPostgres } from '../src/db/embedded.js';
 import { RlsKitError } from '../src/errors.js';
 import { serverUrl } from './helpers/db.js';
@@ -139,6 +139,29 @@ describe('DATABASE_URL and bad input', () => {
     expect((err as RlsKitError).code).toBe('ERR_DB_UNREACHABLE');
     expect((err as RlsKitError).message).toContain('127.0.0.1:1/db');
     expect((err as RlsKitError).message).not.toContain('hunter2');
+  });
+
+  it('a server that answers but has no such database says so (not "cannot reach")', async () => {
+    const url = new URL(serverUrl());
+    url.pathname = '/rls_kit_no_such_database';
+    const err = await openDatabase({ url: url.toString() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RlsKitError);
+    expect((err as RlsKitError).code).toBe('ERR_DB_UNREACHABLE');
+    expect((err as RlsKitError).message).toMatch(
+      /has no database "rls_kit_no_such_database" \(3D000\): create it/,
+    );
+    expect((err as RlsKitError).message).not.toMatch(/cannot reach|start the server/);
+  });
+
+  it('a refused login names the credentials, not the network (28P01, 28000)', () => {
+    for (const code of ['28P01', '28000']) {
+      const err = unreachable('postgresql://u:hunter2@db.example:6543/app', { code });
+      expect(err.code).toBe('ERR_DB_UNREACHABLE');
+      expect(err.message).toMatch(
+        /db\.example:6543\/app refused the login .*check the user and password/,
+      );
+      expect(err.message).not.toContain('hunter2');
+    }
   });
 
   it('uses DATABASE_URL when set instead of starting the embedded server', async () => {

@@ -102,13 +102,23 @@ export async function checkReachable(url: string, timeoutMs = 5000): Promise<voi
   }
 }
 
-/** Maps a connection failure to a one-line `ERR_DB_UNREACHABLE` naming the server and the fix. */
+/**
+ * Maps a connection failure to a one-line `ERR_DB_UNREACHABLE` naming the
+ * server and the fix: a server that answered but refused (no such database,
+ * a refused login) is told apart from one that could not be reached.
+ */
 export function unreachable(url: string, err: unknown): RlsKitError {
   const code = (err as { code?: string }).code;
   const detail = code ?? (err instanceof Error ? err.message.split('\n')[0] : String(err));
-  return new RlsKitError(
-    'ERR_DB_UNREACHABLE',
-    `cannot reach Postgres at ${describeUrl(url)} (${detail}): start the server or fix DATABASE_URL / --db-url`,
-    { cause: err },
-  );
+  const where = describeUrl(url);
+  let message: string;
+  if (code === '3D000') {
+    const database = where.slice(where.indexOf('/') + 1) || '(default)';
+    message = `the Postgres server at ${where.slice(0, where.indexOf('/'))} has no database "${database}" (3D000): create it (createdb) or fix the database name in DATABASE_URL / --db-url`;
+  } else if (code === '28P01' || code === '28000') {
+    message = `Postgres at ${where} refused the login (${code}): check the user and password in DATABASE_URL / --db-url and the server's pg_hba.conf`;
+  } else {
+    message = `cannot reach Postgres at ${where} (${detail}): start the server or fix DATABASE_URL / --db-url`;
+  }
+  return new RlsKitError('ERR_DB_UNREACHABLE', message, { cause: err });
 }
