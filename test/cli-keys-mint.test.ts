@@ -349,3 +349,27 @@ describe('rls-kit mint and inspect', () => {
     expectOneLineError(await cli(['inspect', 'a', 'b']), 2, /exactly one TOKEN/);
   });
 });
+
+describe('rls-kit command groups', () => {
+  it('a group without its subcommand names the subcommands (one line, exit 2); --help lists them', async () => {
+    for (const [argv, message] of [
+      [
+        ['keys'],
+        /^rls-kit: "keys" needs a subcommand: use generate, public or rotate .*\[ERR_USAGE\]$/,
+      ],
+      [['keys', '--keys', 'k.json'], /"keys" needs a subcommand/],
+      [['keys', 'bogus'], /unknown subcommand "keys bogus": use generate, public or rotate/],
+      [['revocations'], /"revocations" needs a subcommand: use list or purge/],
+      [['frobnicate'], /unknown command "frobnicate": run rls-kit --help .*\[ERR_USAGE\]$/],
+    ] as const) {
+      const run = await runCliCaptured([...argv]);
+      expect(run.code, argv.join(' ')).toBe(2);
+      expect(run.stderr.trim().split('\n'), argv.join(' ')).toHaveLength(1);
+      expect(run.stderr.trim(), argv.join(' ')).toMatch(message);
+    }
+    const help = await runCliCaptured(['keys', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: rls-kit keys <generate\|public\|rotate>/);
+    expect(help.stdout).toMatch(/^ {2}rotate {4}/m);
+  });
+});

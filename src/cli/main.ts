@@ -49,8 +49,28 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   }
   const found = findCommand(argv);
   if (!found) {
+    const group = commands.filter((c) => c.path.length > 1 && c.path[0] === argv[0]);
+    if (group.length > 0) {
+      const names = group.map((c) => c.path.slice(1).join(' '));
+      const list = `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+      if (argv.length === 2 && HELP_FLAGS.has(argv[1]!)) {
+        const width = Math.max(...names.map((n) => n.length));
+        io.stdout.write(
+          `usage: rls-kit ${argv[0]} <${names.join('|')}> [flags]\n\n${group
+            .map((c, i) => `  ${names[i]!.padEnd(width)}  ${c.summary}`)
+            .join('\n')}\n`,
+        );
+        return 0;
+      }
+      const what =
+        argv.length === 1 || argv[1]!.startsWith('-')
+          ? `"${argv[0]}" needs a subcommand`
+          : `unknown subcommand "${argv[0]} ${argv[1]}"`;
+      io.stderr.write(`rls-kit: ${what}: use ${list} (rls-kit ${argv[0]} --help) [ERR_USAGE]\n`);
+      return 2;
+    }
     io.stderr.write(
-      `rls-kit: unknown command "${argv.slice(0, 2).join(' ')}": run rls-kit --help for the list\n`,
+      `rls-kit: unknown command "${argv.slice(0, 2).join(' ')}": run rls-kit --help for the list [ERR_USAGE]\n`,
     );
     return 2;
   }
