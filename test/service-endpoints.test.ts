@@ -6,7 +6,7 @@
  * a private embedded Postgres, driven by its own printed curl tour.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -388,6 +388,8 @@ describe('rls-kit start (demo mode on a private embedded Postgres)', () => {
       maxBuffer: 10 * 1024 * 1024,
     });
     expect(out).not.toContain('<<1>>'); // every curl ran
+    // The cookie jars went to a temporary directory, not into the working tree.
+    expect((await readdir(privateHome.dir)).filter((f) => f.endsWith('.txt'))).toEqual([]);
     expect(out).toContain('"org_id":"a0000000-0000-4000-8000-000000000001"'); // carol's Acme docs
     expect(out).toContain('"title":"hello from carol"');
     expect(out).toMatch(/"error":"forbidden"/); // the viewer's insert
@@ -439,6 +441,24 @@ describe('rls-kit start (demo mode on a private embedded Postgres)', () => {
 
     // The keyring it created is private.
     expect((await stat(join(privateHome.dir, 'keys.json'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('without a Supabase project, token exchange is refused naming the flag that enables it', async () => {
+    const url = stdout.match(/token service on (http:\/\/127\.0\.0\.1:\d+)/)?.[1];
+    expect(url).toBeDefined();
+    const res = await fetch(`${url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        subject_token: 'x',
+      }),
+    });
+    expect(res.status).toBe(400);
+    const json = (await res.json()) as { error: string; error_description: string };
+    expect(json.error).toBe('unsupported_grant_type');
+    expect(json.error_description).toMatch(/--supabase-url, or SUPABASE_URL/);
   });
 
   it('turns off allocation-site pretenuring before serving, and logs it once', () => {

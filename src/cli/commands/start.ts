@@ -196,11 +196,13 @@ export function banner(url: string, demo: boolean, exchange: boolean): string {
 
 /** The demo's curl tour, with the seeded users' emails. */
 export function curlTour(url: string): string[] {
-  const login = (email: string, jar = 'jar.txt') =>
+  const login = (email: string, jar = '"$T/jar.txt"') =>
     `curl -s -c ${jar} ${url}/demo/login -H 'content-type: application/json' -d '{"email":"${email}"}'`;
   const token = `sed -E 's/.*"access_token":"([^"]+)".*/\\1/'`;
   return [
     'Try it (demo mode: seeded users, no passwords; copy-paste into a shell):',
+    '',
+    "  T=$(mktemp -d)   # the tour's cookie jars, outside your working tree",
     '',
     `  # 1. sign in as ${TOUR_USERS.member} (Acme member): access token in the body, refresh token in a cookie`,
     `  TOKEN=$(${login(TOUR_USERS.member)} | ${token})`,
@@ -210,17 +212,17 @@ export function curlTour(url: string): string[] {
     `  curl -s ${url}/api/documents -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"title":"hello from carol"}'`,
     '',
     `  # 3. ${TOUR_USERS.viewer} is a viewer: reading works, writing is refused by RLS (403)`,
-    `  VIEWER=$(${login(TOUR_USERS.viewer, 'viewer.txt')} | ${token})`,
+    `  VIEWER=$(${login(TOUR_USERS.viewer, '"$T/viewer.txt"')} | ${token})`,
     `  curl -s ${url}/api/documents -H "authorization: Bearer $VIEWER" -H 'content-type: application/json' -d '{"title":"nope"}'`,
     '',
     '  # 4. refresh: the cookie rotates (HttpOnly, SameSite=Strict, Path=/token)',
-    '  cp jar.txt old-jar.txt',
-    `  TOKEN=$(curl -s -b jar.txt -c jar.txt ${url}/token -d grant_type=refresh_token | ${token})`,
+    '  cp "$T/jar.txt" "$T/old-jar.txt"',
+    `  TOKEN=$(curl -s -b "$T/jar.txt" -c "$T/jar.txt" ${url}/token -d grant_type=refresh_token | ${token})`,
     '',
     '  # 5. replaying the old refresh token is theft: the whole session ends (invalid_grant)',
     '  #    (wait out the 10 s grace in which a replay counts as a racing second tab)',
     '  sleep 11',
-    `  curl -s -b old-jar.txt ${url}/token -d grant_type=refresh_token`,
+    `  curl -s -b "$T/old-jar.txt" ${url}/token -d grant_type=refresh_token`,
     `  curl -s "${url}/api/documents?limit=1" -H "authorization: Bearer $TOKEN"   # 401 revoked`,
     '',
     `  # 6. sign in again, then log out: the session and its access tokens die at once`,
