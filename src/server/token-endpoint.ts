@@ -156,7 +156,7 @@ async function exchangeGrant(
     return oauthError(
       400,
       'unsupported_grant_type',
-      'token exchange is not configured on this service: start it with a Supabase project URL',
+      'token exchange is not configured on this service: start it with a Supabase project URL (rls-kit start --supabase-url, or SUPABASE_URL)',
     );
   }
   const subjectToken = form.get('subject_token');
