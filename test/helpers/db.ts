@@ -62,6 +62,18 @@ export async function createTestDatabase(
       const c = new pg.Client({ connectionString: serverUrl() });
       await c.connect();
       try {
+        // pg-pool's end() resolves before its clients' sockets have closed: give
+        // those sessions a moment to leave on their own, since a session killed by
+        // FORCE while its client is still closing makes that client emit 'error'
+        // through a pool that may have no listener (an uncaught exception).
+        for (let waited = 0; waited < 2000; waited += 20) {
+          const { rows } = await c.query<{ n: number }>(
+            'select count(*)::int as n from pg_catalog.pg_stat_activity where datname = $1',
+            [name],
+          );
+          if (rows[0]!.n === 0) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
         await c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
       } finally {
         await c.end();
