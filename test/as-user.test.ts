@@ -10,7 +10,7 @@ import {
   MAX_CLAIMS_BYTES,
 } from '../src/db/index.js';
 import { RlsKitError } from '../src/errors.js';
-import { createTestDatabase } from './helpers/db.js';
+import { createTestDatabase, dropDatabase } from './helpers/db.js';
 
 // Real Postgres only: a scratch database per file, roles and a table with a
 // PostgREST-style policy created here, dropped afterwards.
@@ -136,15 +136,7 @@ async function scratchDatabase(): Promise<{ url: string; drop(): Promise<void> }
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    drop: async () => {
-      const d = new pg.Client({ connectionString: serverUrl });
-      await d.connect();
-      try {
-        await d.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
-      } finally {
-        await d.end();
-      }
-    },
+    drop: () => dropDatabase(serverUrl, name),
   };
 }
 

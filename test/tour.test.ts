@@ -3,17 +3,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/main.js';
 import { runTour } from '../src/cli/tour.js';
 import { memoryIO } from './helpers/cli.js';
-import { serverUrl } from './helpers/db.js';
+import { dropDatabase, serverUrl } from './helpers/db.js';
 
 const database = `rls_kit_t_tour_${process.pid}`;
 
 afterAll(async () => {
-  const admin = new pg.Client({ connectionString: serverUrl() });
-  await admin.connect();
-  for (const name of [database, 'rls_kit_tour']) {
-    await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
-  }
-  await admin.end();
+  for (const name of [database, 'rls_kit_tour']) await dropDatabase(serverUrl(), name);
 });
 
 describe('rls-kit tour', () => {

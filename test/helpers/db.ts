@@ -58,26 +58,36 @@ export async function createTestDatabase(
   return {
     url: serverUrl(name),
     name,
-    drop: async () => {
-      const c = new pg.Client({ connectionString: serverUrl() });
-      await c.connect();
-      try {
-        // pg-pool's end() resolves before its clients' sockets have closed: give
-        // those sessions a moment to leave on their own, since a session killed by
-        // FORCE while its client is still closing makes that client emit 'error'
-        // through a pool that may have no listener (an uncaught exception).
-        for (let waited = 0; waited < 2000; waited += 20) {
-          const { rows } = await c.query<{ n: number }>(
-            'select count(*)::int as n from pg_catalog.pg_stat_activity where datname = $1',
-            [name],
-          );
-          if (rows[0]!.n === 0) break;
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        await c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
-      } finally {
-        await c.end();
-      }
-    },
+    drop: () => dropDatabase(serverUrl(), name),
   };
+}
+
+/**
+ * Drops database `name` on the server of `adminUrl`, once its sessions have
+ * left (up to 2 s), then with FORCE. pg-pool's end() resolves before its
+ * clients' sockets have closed; a session killed by FORCE while its client is
+ * still closing makes that client emit 'error' through a pool that may have no
+ * listener (an uncaught exception in the test worker).
+ *
+ * @example
+ * ```ts
+ * afterAll(() => dropDatabase(serverUrl(), 'rls_kit_t_scratch'));
+ * ```
+ */
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  const c = new pg.Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    for (let waited = 0; waited < 2000; waited += 20) {
+      const { rows } = await c.query<{ n: number }>(
+        'select count(*)::int as n from pg_catalog.pg_stat_activity where datname = $1',
+        [name],
+      );
+      if (rows[0]!.n === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
+  } finally {
+    await c.end();
+  }
 }
