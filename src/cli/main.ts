@@ -7,9 +7,15 @@ import { commands } from './commands/index.js';
 
 const HELP_FLAGS = new Set(['-h', '--help']);
 
+/** Commands as aligned `  name  summary` lines, each named by its path from word `from` on. */
+function commandLines(list: readonly Command[], from = 0): string[] {
+  const names = list.map((c) => c.path.slice(from).join(' '));
+  const width = Math.max(...names.map((n) => n.length), 8);
+  return list.map((c, i) => `  ${names[i]!.padEnd(width)}  ${c.summary}`);
+}
+
 function topHelp(): string {
-  const width = Math.max(...commands.map((c) => c.path.join(' ').length), 8);
-  const lines = commands.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`);
+  const lines = commandLines(commands);
   return [
     'rls-kit — Row Level Security from JWT claims, the Supabase way',
     '',
@@ -54,11 +60,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       const names = group.map((c) => c.path.slice(1).join(' '));
       const list = `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
       if (argv.length === 2 && HELP_FLAGS.has(argv[1]!)) {
-        const width = Math.max(...names.map((n) => n.length));
         io.stdout.write(
-          `usage: rls-kit ${argv[0]} <${names.join('|')}> [flags]\n\n${group
-            .map((c, i) => `  ${names[i]!.padEnd(width)}  ${c.summary}`)
-            .join('\n')}\n`,
+          `usage: rls-kit ${argv[0]} <${names.join('|')}> [flags]\n\n${commandLines(group, 1).join('\n')}\n`,
         );
         return 0;
       }

@@ -113,8 +113,9 @@ export function unreachable(url: string, err: unknown): RlsKitError {
   const where = describeUrl(url);
   let message: string;
   if (code === '3D000') {
-    const database = where.slice(where.indexOf('/') + 1) || '(default)';
-    message = `the Postgres server at ${where.slice(0, where.indexOf('/'))} has no database "${database}" (3D000): create it (createdb) or fix the database name in DATABASE_URL / --db-url`;
+    const slash = where.indexOf('/');
+    const database = where.slice(slash + 1) || '(default)';
+    message = `the Postgres server at ${where.slice(0, slash)} has no database "${database}" (3D000): create it (createdb) or fix the database name in DATABASE_URL / --db-url`;
   } else if (code === '28P01' || code === '28000') {
     message = `Postgres at ${where} refused the login (${code}): check the user and password in DATABASE_URL / --db-url and the server's pg_hba.conf`;
   } else {
